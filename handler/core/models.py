@@ -156,3 +156,29 @@ def _split_names(value: str | None) -> list[str]:
     if not value:
         return []
     return [name.strip() for name in value.split(",") if name.strip()]
+
+
+# Why a candidate image was not chosen: the closed list of the event schema, in the order in which
+# the policy tests them (the first that applies is reported).
+REJECTION_REASONS = (
+    "current_image",
+    "denied",
+    "engine_change_not_allowed",
+    "version_not_allowed",
+    "too_new",
+    "unknown_age",
+    "earlier_type_chosen",
+    "lower_priority",
+    "lost_tie_break",
+)
+
+
+class Candidate(BaseModel):
+    """A target image as the policy judged it: chosen, or rejected with one reason code."""
+
+    model_config = ConfigDict(frozen=True)
+
+    image: TargetImage
+    upgrade_type: str
+    selected: bool = False
+    rejected_reason: str | None = None
