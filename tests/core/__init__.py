@@ -1,0 +1,1 @@
+"""Tests of the domain core: identifiers, models, versions and the selection policy."""
