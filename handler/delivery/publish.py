@@ -1,0 +1,76 @@
+"""Broadcasting an event: to the SNS topic, to the EventBridge bus, or as a JSON line on standard output.
+
+SNS deliveries carry the event as JSON for machine subscribers and its plain-text rendering for
+e-mail subscribers (one publish with a per-protocol message), plus the seven message attributes that
+subscription filter policies match. With neither a topic nor a bus configured, events go to
+standard output, one JSON document per line.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from typing import TextIO
+
+from handler.aws import eventbridge, sns
+from handler.aws.client import AwsClient
+from handler.core.events import Event, eventbridge_entry, fit_to_size, sns_message_attributes, sns_subject
+from handler.core.render import render_text
+from handler.retry import NO_DEADLINE, Deadline
+
+
+class Broadcaster:
+    """Publishes events to every configured target."""
+
+    def __init__(
+        self,
+        client: AwsClient,
+        *,
+        topic_arn: str | None = None,
+        event_bus: str | None = None,
+        stream: TextIO | None = None,
+    ) -> None:
+        self._client = client
+        self.topic_arn = topic_arn
+        self.event_bus = event_bus
+        self._stream = stream
+        self._stream_lock = threading.Lock()
+
+    @property
+    def targets(self) -> list[str]:
+        """Human-readable names of where events go."""
+        names = []
+        if self.topic_arn:
+            names.append(f"SNS {self.topic_arn}")
+        if self.event_bus:
+            names.append(f"EventBridge {self.event_bus}")
+        return names or ["standard output"]
+
+    def broadcast(self, event: Event, *, deadline: Deadline = NO_DEADLINE) -> None:
+        """Publish `event` (cut to the size limit) to every target; raise the first delivery error."""
+        event = fit_to_size(event)
+        if not self.topic_arn and not self.event_bus:
+            self._write_line(event)
+            return
+
+        if self.topic_arn:
+            document = event.to_json()
+            structured = json.dumps({"default": document, "email": render_text(event)}, ensure_ascii=False)
+            sns.publish(
+                self.topic_arn,
+                structured,
+                subject=sns_subject(event),
+                attributes=sns_message_attributes(event),
+                message_structure="json",
+                client=self._client,
+                deadline=deadline,
+            )
+        if self.event_bus:
+            eventbridge.put_events([eventbridge_entry(event, self.event_bus)], client=self._client, deadline=deadline)
+
+    def _write_line(self, event: Event) -> None:
+        stream = self._stream or sys.stdout
+        with self._stream_lock:
+            stream.write(event.to_json() + "\n")
+            stream.flush()

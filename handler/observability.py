@@ -1,0 +1,28 @@
+"""The structured logger and the metrics of the Lambda functions (Powertools).
+
+Logs go to standard error, so standard output stays free for events (the JSON-lines fallback and
+the CLI). Metrics are CloudWatch embedded-metric-format lines, flushed at the end of an invocation;
+`count` is safe to call from the worker's record threads.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+SERVICE = "css-upgrade-scout"
+NAMESPACE = "CssUpgradeScout"
+
+logger = Logger(service=SERVICE, stream=sys.stderr)
+metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+
+_metrics_lock = threading.Lock()
+
+
+def count(name: str, value: float = 1) -> None:
+    """Add `value` to the counter metric `name` for this invocation."""
+    with _metrics_lock:
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
