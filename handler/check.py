@@ -13,14 +13,12 @@ from datetime import datetime, timezone
 from handler.core.events import Event, Trigger, build_check_event
 from handler.core.message import WorkMessage
 from handler.core.models import Cluster
-from handler.core.policy import Offer, Policy, choose
+from handler.core.policy import ENGINES, Offer, Policy, choose
 from handler.css import errors
 from handler.css.client import CssClient
 from handler.retry import NO_DEADLINE, Deadline
 
 logger = logging.getLogger(__name__)
-
-SUPPORTED_ENGINES = ("elasticsearch", "opensearch")
 
 # Which `check.failed` reason a permanent CSS failure stands for.
 _FAILED_REASONS: dict[type[errors.CssPermanentError], str] = {
@@ -77,7 +75,7 @@ def run_check(
         unsupported: list[str] = []
         engine = (cluster.datastore.type or "").lower()
 
-        if engine in SUPPORTED_ENGINES:
+        if engine in ENGINES:
             for upgrade_type in policy.upgrade_types:
                 last_type = upgrade_type
                 try:

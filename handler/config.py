@@ -79,7 +79,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     try:
         policy = load_policy(_text(env, "UPGRADE_POLICY"))
     except PolicyError as error:
-        raise ConfigurationError(f"UPGRADE_POLICY: {error}", variable="UPGRADE_POLICY") from None
+        raise ConfigurationError(str(error), variable="UPGRADE_POLICY") from None
 
     return Settings(
         css_region=css_region,

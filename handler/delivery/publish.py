@@ -15,9 +15,14 @@ from typing import TextIO
 
 from handler.aws import eventbridge, sns
 from handler.aws.client import AwsClient
-from handler.core.events import Event, eventbridge_entry, fit_to_size, sns_message_attributes, sns_subject
+from handler.core.events import EVENT_SOURCE, Event, fit_to_size, sns_message_attributes, sns_subject
 from handler.core.render import render_text
 from handler.retry import NO_DEADLINE, Deadline
+
+
+def sns_message(event: Event) -> str:
+    """The SNS per-protocol message: the event's JSON for machines, its plain text for e-mail."""
+    return json.dumps({"default": event.to_json(), "email": render_text(event)}, ensure_ascii=False)
 
 
 class Broadcaster:
@@ -49,25 +54,25 @@ class Broadcaster:
 
     def broadcast(self, event: Event, *, deadline: Deadline = NO_DEADLINE) -> None:
         """Publish `event` (cut to the size limit) to every target; raise the first delivery error."""
-        event = fit_to_size(event)
         if not self.topic_arn and not self.event_bus:
-            self._write_line(event)
+            self._write_line(fit_to_size(event))
             return
 
         if self.topic_arn:
-            document = event.to_json()
-            structured = json.dumps({"default": document, "email": render_text(event)}, ensure_ascii=False)
+            # The SNS message carries the event twice (JSON and e-mail text), so both count toward the limit.
+            sns_event = fit_to_size(event, size_of=lambda candidate: len(sns_message(candidate).encode("utf-8")))
             sns.publish(
                 self.topic_arn,
-                structured,
-                subject=sns_subject(event),
-                attributes=sns_message_attributes(event),
+                sns_message(sns_event),
+                subject=sns_subject(sns_event),
+                attributes=sns_message_attributes(sns_event),
                 message_structure="json",
                 client=self._client,
                 deadline=deadline,
             )
         if self.event_bus:
-            eventbridge.put_events([eventbridge_entry(event, self.event_bus)], client=self._client, deadline=deadline)
+            entry = eventbridge.EventEntry(source=EVENT_SOURCE, detail_type=event.event_type, detail=fit_to_size(event).to_json())
+            eventbridge.put_events([entry], self.event_bus, client=self._client, deadline=deadline)
 
     def _write_line(self, event: Event) -> None:
         stream = self._stream or sys.stdout

@@ -1,0 +1,43 @@
+"""Fixtures shared across suites: the CSS emulator and the local stack (emulator + moto server)."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+
+from handler import runtime
+from handler.css.client import CssClient
+from handler.css.signer import Credentials
+from handler.local.emulator.catalog import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY
+from handler.local.emulator.server import Emulator
+from handler.local.sandbox import Sandbox
+from handler.retry import RetryPolicy
+
+# Short waits keep retry tests fast while still exercising real backoff and Retry-After handling.
+FAST_RETRIES = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05)
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    with Emulator() as running:
+        yield running
+
+
+@pytest.fixture
+def css_client(emulator: Emulator) -> CssClient:
+    return CssClient(
+        Credentials(ak=DEFAULT_ACCESS_KEY, sk=DEFAULT_SECRET_KEY),
+        endpoint=emulator.url,
+        retry_policy=FAST_RETRIES,
+    )
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    """The local stack with the function's environment applied; the runtime is rebuilt around it."""
+    with Sandbox() as running:
+        running.apply_environment()
+        runtime.reset()
+        yield running
+    runtime.reset()
