@@ -7,6 +7,7 @@ the CLI). Metrics are CloudWatch embedded-metric-format lines, flushed at the en
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 
@@ -18,6 +19,13 @@ NAMESPACE = "CssUpgradeScout"
 
 logger = Logger(service=SERVICE, stream=sys.stderr)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+
+# Library modules (the CSS and AWS clients) log through the standard `logging` module under the
+# `handler` package; their records get the same JSON format, stream and level as the function's own.
+_library_logger = logging.getLogger("handler")
+_library_logger.handlers = [logger.registered_handler]
+_library_logger.setLevel(logger.log_level)
+_library_logger.propagate = False
 
 _metrics_lock = threading.Lock()
 

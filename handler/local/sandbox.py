@@ -10,6 +10,7 @@ boto3 is used here only to create and inspect the local resources.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 import uuid
@@ -27,6 +28,9 @@ from handler.local.emulator.catalog import (
     Catalog,
 )
 from handler.local.emulator.server import Emulator
+
+# moto's server logs every request through werkzeug; the sandbox's output is about the function.
+logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
 AWS_REGION = "us-east-1"
 # moto accepts any credentials; these only have to look like AWS's.
