@@ -1,0 +1,1 @@
+"""Tests of the local-only tools under handler/local/."""
