@@ -355,7 +355,7 @@ def test_connections_reused(emulator, css_client):
     for _ in range(5):
         css_client.show_cluster(**SCOPE, cluster_id=LOGS_PROD)
     pool = css_client._session.get_adapter(emulator.url).poolmanager
-    keys = pool.pools.keys()
+    keys = list(pool.pools.keys())
     assert len(keys) == 1
     assert pool.pools[keys[0]].num_connections == 1
 
