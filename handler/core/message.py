@@ -11,11 +11,15 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 from urllib.parse import urlsplit
 
 from handler.core import ids
-from handler.core.policy import Policy
+
+if TYPE_CHECKING:
+    # Only for annotations: importing the policy loads pydantic and PyYAML, which the Slack webhook
+    # (it needs only check_reply_url) keeps off its cold-start path.
+    from handler.core.policy import Policy
 
 SOURCES = ("sqs", "schedule", "webhook", "workflow", "cli")
 
