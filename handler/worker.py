@@ -23,7 +23,11 @@ from handler.retry import Deadline
 # Time kept back from the Lambda deadline for dead-lettering and returning the failure list.
 SAFETY_MARGIN_SECONDS = 5.0
 
-_processors: dict[str, BasePartialBatchProcessor] = {}
+# A processor stores the state of the batch it is processing, so each invoking thread gets its own.
+# Lambda invokes one batch at a time per execution environment, always from the same thread, so warm
+# invocations still reuse the processors and the standard-queue thread pool. Local tools and tests
+# that run invocations side by side in threads get separate ones.
+_processors = threading.local()
 
 
 class _Invocation:
@@ -77,10 +81,13 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def _processor_for(event: dict[str, Any], max_concurrency: int) -> BasePartialBatchProcessor:
     records = event.get("Records") or []
     source_arn = records[0].get("eventSourceARN", "") if records and isinstance(records[0], dict) else ""
-    kind = "fifo" if source_arn.endswith(".fifo") else "standard"
-    if kind not in _processors:
-        _processors[kind] = fifo_processor() if kind == "fifo" else ConcurrentBatchProcessor(max_concurrency)
-    return _processors[kind]
+    key = ("fifo", 1) if source_arn.endswith(".fifo") else ("standard", max_concurrency)
+    cache: dict[tuple[str, int], BasePartialBatchProcessor] | None = getattr(_processors, "by_key", None)
+    if cache is None:
+        cache = _processors.by_key = {}
+    if key not in cache:
+        cache[key] = fifo_processor() if key[0] == "fifo" else ConcurrentBatchProcessor(max_concurrency)
+    return cache[key]
 
 
 def _report_fault(error: Exception) -> None:
