@@ -9,48 +9,44 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from handler.config import ConfigurationError
 from handler.css.client import CredentialsProvider, StaticCredentials
 from handler.css.signer import Credentials
 
-# How long a secret read from Secrets Manager is trusted before it is read again.
-SECRET_MAX_AGE_SECONDS = 300.0
+if TYPE_CHECKING:
+    from handler.aws.client import AwsClient
 
 
 class SecretCredentials:
-    """AK/SK from a Secrets Manager secret whose JSON holds `ak`, `sk` and optionally `security_token`."""
+    """AK/SK from a Secrets Manager secret whose JSON contains `ak`, `sk` and optionally `security_token`.
 
-    def __init__(
-        self,
-        secret_id: str,
-        fetch: Callable[[str], str] | None = None,
-        max_age: float = SECRET_MAX_AGE_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    The secret string is cached by the AWS client's secret cache (5 minutes); `invalidate` drops it,
+    so the next `get` reads the secret again.
+    """
+
+    def __init__(self, secret_id: str, client: "AwsClient | None" = None) -> None:
         self._secret_id = secret_id
-        self._fetch = fetch or _fetch_secret
-        self._max_age = max_age
-        self._clock = clock
+        self._client = client
         self._lock = threading.Lock()
-        self._cached: Credentials | None = None
-        self._read_at = 0.0
+        self._parsed: tuple[str, Credentials] | None = None
 
     def get(self) -> Credentials:
+        from handler.aws import secrets
+
+        text = secrets.get_secret_string(self._secret_id, client=self._client)
         with self._lock:
-            if self._cached is None or self._clock() - self._read_at > self._max_age:
-                self._cached = self._read()
-                self._read_at = self._clock()
-            return self._cached
+            if self._parsed is None or self._parsed[0] != text:
+                self._parsed = (text, self._read(text))
+            return self._parsed[1]
 
     def invalidate(self) -> None:
-        with self._lock:
-            self._cached = None
+        from handler.aws import secrets
 
-    def _read(self) -> Credentials:
-        text = self._fetch(self._secret_id)
+        secrets.invalidate(self._secret_id, client=self._client)
+
+    def _read(self, text: str) -> Credentials:
         try:
             data = json.loads(text)
         except ValueError:
@@ -71,10 +67,16 @@ class SecretCredentials:
                 f"secret {self._secret_id} (CSS_CREDENTIALS_SECRET) has an invalid security_token",
                 variable="CSS_CREDENTIALS_SECRET",
             )
-        return Credentials(ak=ak, sk=sk, security_token=token)
+        try:
+            return Credentials(ak=ak, sk=sk, security_token=token)
+        except ValueError:
+            raise ConfigurationError(
+                f"secret {self._secret_id} (CSS_CREDENTIALS_SECRET) holds an AK, SK or token that cannot be sent in a header",
+                variable="CSS_CREDENTIALS_SECRET",
+            ) from None
 
 
-def credentials_from_environment(env: Mapping[str, str] | None = None) -> CredentialsProvider:
+def credentials_from_environment(env: Mapping[str, str] | None = None, client: "AwsClient | None" = None) -> CredentialsProvider:
     """Return the credentials provider the environment configures, or raise ConfigurationError."""
     env = os.environ if env is None else env
     ak = (env.get("HUAWEICLOUD_SDK_AK") or "").strip()
@@ -88,15 +90,8 @@ def credentials_from_environment(env: Mapping[str, str] | None = None) -> Creden
         missing = "HUAWEICLOUD_SDK_SK" if ak else "HUAWEICLOUD_SDK_AK"
         raise ConfigurationError(f"missing {missing}: set both HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK", variable=missing)
     if secret_id:
-        return SecretCredentials(secret_id)
+        return SecretCredentials(secret_id, client)
     raise ConfigurationError(
         "missing CSS credentials: set HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK, or CSS_CREDENTIALS_SECRET",
         variable="HUAWEICLOUD_SDK_AK",
     )
-
-
-def _fetch_secret(secret_id: str) -> str:
-    # Imported here so that a deployment using environment credentials never loads the AWS client.
-    from handler.aws import secrets
-
-    return secrets.get_secret_string(secret_id)

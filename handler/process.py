@@ -85,6 +85,11 @@ def process_message(record: Record, runtime: runtime_module.Runtime, deadline: D
     except css_errors.CssTransientError as error:
         count(f"CssError.{error.kind}")
         raise Redeliver(str(error)) from error
+    except (ConfigurationError, AwsConfigurationError) as error:
+        # Reading the CSS credentials from Secrets Manager failed for good: a deployment fault.
+        raise ConfigurationFault(str(error)) from error
+    except AwsError as error:
+        raise Redeliver(f"reading the CSS credentials failed: {error}") from error
 
     event = result.event
     count("ImagesFound", result.images_found)

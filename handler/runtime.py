@@ -36,9 +36,9 @@ def build(env: Mapping[str, str] | None = None) -> Runtime:
     """Build a runtime from `env` (the process environment by default)."""
     env = os.environ if env is None else env
     settings = load_settings(env)
-    credentials = credentials_from_environment(env)
-    css = CssClient(credentials, endpoint=settings.css_endpoint, pool_size=max(16, settings.max_concurrency + 4))
     aws = AwsClient(env)
+    credentials = credentials_from_environment(env, aws)
+    css = CssClient(credentials, endpoint=settings.css_endpoint, pool_size=max(16, settings.max_concurrency + 4))
     ledger = AnnounceLedger(settings.dedupe_table, aws) if settings.dedupe_table else None
     broadcaster = Broadcaster(aws, topic_arn=settings.notify_topic_arn, event_bus=settings.notify_event_bus)
     return Runtime(settings=settings, css=css, aws=aws, broadcaster=broadcaster, ledger=ledger)
