@@ -17,7 +17,7 @@ from handler import runtime as runtime_module
 from handler.batch import ConcurrentBatchProcessor, fifo_processor
 from handler.config import ConfigurationError
 from handler.observability import count, logger, metrics
-from handler.process import ConfigurationFault, Record, process_message
+from handler.process import ConfigurationFault, Record, Redeliver, process_message
 from handler.retry import Deadline
 
 # Time kept back from the Lambda deadline for dead-lettering and returning the failure list.
@@ -67,6 +67,15 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             return outcome.value
         except ConfigurationFault as error:
             invocation.fail(error)
+            raise
+        except Redeliver as error:
+            count("Outcome.redelivered")
+            logger.warning("record reported for redelivery", extra={"message_id": record.message_id, "error": str(error)})
+            raise
+        except Exception:
+            # A bug rather than a fault of the message: SQS delivers the record again.
+            count("Outcome.redelivered")
+            logger.exception("record failed unexpectedly; reported for redelivery", extra={"message_id": record.message_id})
             raise
         finally:
             logger.thread_safe_clear_keys()
