@@ -100,16 +100,20 @@ def process_message(record: Record, runtime: runtime_module.Runtime, deadline: D
         extra={"upgrade_type": event.upgrade_type, "event_type": event.event_type, "event_id": event.event_id, "outcome": outcome.value},
     )
     _reply(message, event, runtime)
+    # Counted last: a failed Slack reply still turns the record into a redelivery.
+    count(f"Outcome.{outcome.value}")
     return outcome
 
 
 def _announce(event: Event, runtime: runtime_module.Runtime, deadline: Deadline, *, renotify_after_days: int) -> Outcome:
-    """Broadcast `event` unless the same event ID was announced within the renotify window."""
+    """Broadcast `event` unless the same event ID was announced within the renotify window.
+
+    Counts nothing: the caller counts the record's outcome, which for a check.failed event is dead_lettered.
+    """
     ledger = runtime.ledger
     try:
         claim = ledger.claim(event.event_id, deadline=deadline) if ledger else None
         if ledger and claim is None:
-            count("Outcome.suppressed")
             logger.info("event already announced; broadcast suppressed", extra={"event_id": event.event_id})
             return Outcome.SUPPRESSED
         try:
@@ -125,7 +129,6 @@ def _announce(event: Event, runtime: runtime_module.Runtime, deadline: Deadline,
     except AwsError as error:
         raise Redeliver(str(error)) from error
 
-    count("Outcome.announced")
     return Outcome.ANNOUNCED
 
 

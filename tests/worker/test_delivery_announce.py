@@ -27,6 +27,7 @@ from tests.worker.delivery_support import (
     SUPPRESSED_MESSAGE,
     atomic_conditional_writes,
     captured_logs,
+    metric_totals,
     reconfigure,
     received_events,
     record_outcomes,
@@ -78,7 +79,7 @@ def final_outcomes(outcomes: list[tuple[str, str]]) -> dict[str, str]:
     return dict(outcomes)
 
 
-def test_redelivered_message_suppressed():
+def test_redelivered_message_suppressed(capsys):
     with running_sandbox() as sandbox, captured_logs() as logs:
         [message_id] = sandbox.send([LOGS_PROD])
         first = sandbox.receive_event()
@@ -89,6 +90,7 @@ def test_redelivered_message_suppressed():
         again = sandbox.receive_event(wait_seconds=3)
         assert [record["messageId"] for record in again["Records"]] == [message_id]
         assert again["Records"][0]["attributes"]["ApproximateReceiveCount"] == "2"
+        capsys.readouterr()
         delivery = sandbox.invoke(worker.lambda_handler, again)
 
         events = received_events(sandbox)
@@ -96,6 +98,7 @@ def test_redelivered_message_suppressed():
         assert events[0]["trigger"]["message_id"] == message_id
         assert delivery.response == {"batchItemFailures": []}
         assert [line["event_id"] for line in logs.with_message(SUPPRESSED_MESSAGE)] == [LOGS_PROD_READY_ID]
+        assert metric_totals(capsys.readouterr().out)["Outcome.suppressed"] == 1
         assert sandbox.queue_depth(sandbox.work_queue_url) == 0
 
 

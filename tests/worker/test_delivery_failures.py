@@ -69,7 +69,7 @@ def failed_ids(delivery: Delivery) -> list[str]:
     return sorted(item["itemIdentifier"] for item in delivery.response["batchItemFailures"])
 
 
-def test_mixed_batch_every_failure_class():
+def test_mixed_batch_every_failure_class(capsys):
     with running_sandbox() as sandbox, captured_logs() as logs:
         for _, fault in list(TRANSIENT_FAULTS.values()) + list(PERMANENT_FAULTS.values()):
             sandbox.emulator.inject(fault)
@@ -79,8 +79,10 @@ def test_mixed_batch_every_failure_class():
         permanent["invalid message"] = INVALID_BODY
         bodies = {"ready": LOGS_PROD, **transient, **permanent}
         ids = dict(zip(bodies, sandbox.send(bodies.values())))
+        batch = one_batch(sandbox, len(bodies))
+        capsys.readouterr()
 
-        delivery = sandbox.invoke(worker.lambda_handler, one_batch(sandbox, len(bodies)))
+        delivery = sandbox.invoke(worker.lambda_handler, batch)
 
         assert delivery.error is None
         assert failed_ids(delivery) == sorted(ids[name] for name in transient)
@@ -115,6 +117,13 @@ def test_mixed_batch_every_failure_class():
 
         redelivery_lines = logs.with_message(REDELIVERY_MESSAGE)
         assert sorted(line["message_id"] for line in redelivery_lines) == sorted(ids[name] for name in transient)
+
+        metrics = metric_totals(capsys.readouterr().out)
+        assert {name: value for name, value in metrics.items() if name.startswith("Outcome.")} == {
+            "Outcome.announced": 1,
+            "Outcome.dead_lettered": len(permanent),
+            "Outcome.redelivered": len(transient),
+        }
 
 
 def test_no_time_left_redelivers_everything():
