@@ -116,11 +116,13 @@ def _announce(event: Event, runtime: runtime_module.Runtime, deadline: Deadline,
         if ledger and claim is None:
             logger.info("event already announced; broadcast suppressed", extra={"event_id": event.event_id})
             return Outcome.SUPPRESSED
+        # Targets that got the event in an earlier, partly failed attempt are skipped this time.
+        published = set(claim.published_targets) if claim is not None else set()
         try:
-            runtime.broadcaster.broadcast(event, deadline=deadline)
+            runtime.broadcaster.broadcast(event, deadline=deadline, published_targets=published)
         except Exception:
             if ledger and claim is not None:
-                _release_quietly(ledger, claim, deadline)
+                _release_quietly(ledger, claim, published, renotify_after_days, deadline)
             raise
         if ledger and claim is not None:
             ledger.confirm(claim, renotify_after_days, deadline=deadline)
@@ -183,9 +185,9 @@ def _reply(message: WorkMessage, event: Event, runtime: runtime_module.Runtime) 
         logger.warning("Slack reply rejected; not retried", extra={"error": str(error)})
 
 
-def _release_quietly(ledger, claim, deadline: Deadline) -> None:
+def _release_quietly(ledger, claim, published: set[str], renotify_after_days: int, deadline: Deadline) -> None:
     try:
-        ledger.release(claim, deadline=deadline)
+        ledger.release(claim, published_targets=published, renotify_after_days=renotify_after_days, deadline=deadline)
     except AwsError as error:
         # The claim then expires with the invocation, and a redelivery can claim again.
         logger.warning("could not release announce-once claim", extra={"event_id": claim.event_id, "error": str(error)})

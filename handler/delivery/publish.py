@@ -52,13 +52,20 @@ class Broadcaster:
             names.append(f"EventBridge {self.event_bus}")
         return names or ["standard output"]
 
-    def broadcast(self, event: Event, *, deadline: Deadline = NO_DEADLINE) -> None:
-        """Publish `event` (cut to the size limit) to every target; raise the first delivery error."""
+    def broadcast(self, event: Event, *, deadline: Deadline = NO_DEADLINE, published_targets: set[str] | None = None) -> None:
+        """Publish `event` (cut to the size limit) to every target; raise the first delivery error.
+
+        `published_targets` names targets (`sns:<topic ARN>`, `eventbridge:<bus>`) that already have
+        the event: they are skipped, and each target this call publishes to is added to the set, so
+        that after an error the caller knows which targets got the event.
+        """
+        published = published_targets if published_targets is not None else set()
         if not self.topic_arn and not self.event_bus:
             self._write_line(fit_to_size(event))
             return
 
-        if self.topic_arn:
+        sns_target = f"sns:{self.topic_arn}"
+        if self.topic_arn and sns_target not in published:
             # The SNS message carries the event twice (JSON and e-mail text), so both count toward the limit.
             sns_event = fit_to_size(event, size_of=lambda candidate: len(sns_message(candidate).encode("utf-8")))
             sns.publish(
@@ -70,9 +77,13 @@ class Broadcaster:
                 client=self._client,
                 deadline=deadline,
             )
-        if self.event_bus:
+            published.add(sns_target)
+
+        bus_target = f"eventbridge:{self.event_bus}"
+        if self.event_bus and bus_target not in published:
             entry = eventbridge.EventEntry(source=EVENT_SOURCE, detail_type=event.event_type, detail=fit_to_size(event).to_json())
             eventbridge.put_events([entry], self.event_bus, client=self._client, deadline=deadline)
+            published.add(bus_target)
 
     def _write_line(self, event: Event) -> None:
         stream = self._stream or sys.stdout

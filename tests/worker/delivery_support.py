@@ -190,10 +190,10 @@ def atomic_conditional_writes() -> Iterator[None]:
     requests arriving together can both pass the same `attribute_not_exists` condition. DynamoDB never
     lets that happen. Tests of concurrent claims serialize moto's item writes to get DynamoDB's behaviour.
     """
-    from moto.dynamodb.models.table import Table
+    from moto.dynamodb.models import DynamoDBBackend
 
     lock = threading.Lock()
-    originals = {name: getattr(Table, name) for name in ("put_item", "delete_item")}
+    originals = {name: getattr(DynamoDBBackend, name) for name in ("put_item", "update_item", "delete_item")}
 
     def serialized(original: Callable[..., Any]) -> Callable[..., Any]:
         def write(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -203,9 +203,9 @@ def atomic_conditional_writes() -> Iterator[None]:
         return write
 
     for name, original in originals.items():
-        setattr(Table, name, serialized(original))
+        setattr(DynamoDBBackend, name, serialized(original))
     try:
         yield
     finally:
         for name, original in originals.items():
-            setattr(Table, name, original)
+            setattr(DynamoDBBackend, name, original)
