@@ -12,9 +12,11 @@ import contextlib
 import json
 import logging
 import threading
+import uuid
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from handler import runtime
+from handler.core.events import EVENT_SOURCE
 from handler.local.sandbox import Delivery, Sandbox
 from handler.observability import logger as function_logger
 from tests.core.schema_check import validate_event
@@ -79,6 +81,29 @@ def received_events(sandbox: Sandbox) -> list[dict[str, Any]]:
     for event in events:
         validate_event({key: value for key, value in event.items() if key != "_attributes"})
     return events
+
+
+def create_bus(sandbox: Sandbox) -> tuple[str, str, str]:
+    """Create a custom bus with a rule that sends css-upgrade-scout events to a new queue.
+
+    Returns the bus name, its ARN and the queue URL.
+    """
+    name = f"scout-bus-{uuid.uuid4().hex[:8]}"
+    events, sqs = sandbox.boto("events"), sandbox.boto("sqs")
+    bus_arn = events.create_event_bus(Name=name)["EventBusArn"]
+    queue_url = sqs.create_queue(QueueName=f"{name}-target")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="scout-events", EventBusName=name, EventPattern=json.dumps({"source": [EVENT_SOURCE]}))
+    events.put_targets(Rule="scout-events", EventBusName=name, Targets=[{"Id": "queue", "Arn": queue_arn}])
+    return name, bus_arn, queue_url
+
+
+def bus_deliveries(sandbox: Sandbox, queue_url: str) -> list[dict]:
+    """EventBridge envelopes that reached the rule's queue (removed), their `detail` checked against the schema."""
+    envelopes = [json.loads(message["Body"]) for message in sandbox.read_queue(queue_url)]
+    for envelope in envelopes:
+        validate_event(envelope["detail"])
+    return envelopes
 
 
 class LogCapture(logging.Handler):

@@ -8,22 +8,21 @@ reports, come from a canned PutEvents server on 127.0.0.1.
 from __future__ import annotations
 
 import json
-import uuid
 
 import pytest
 
 from handler import worker
 from handler.delivery.publish import Broadcaster
-from handler.local.sandbox import Sandbox
 from tests.aws import CannedResponse, CannedServer, client_for
 from tests.core import event_samples
-from tests.core.schema_check import validate_event
 from tests.worker.delivery_support import (
     ANNOUNCED,
     LOGS_PROD,
     REDELIVERY,
     SUPPRESSED,
+    bus_deliveries,
     captured_logs,
+    create_bus,
     reconfigure,
     received_events,
     record_outcomes,
@@ -32,29 +31,6 @@ from tests.worker.delivery_support import (
 )
 
 SOURCE = "css-upgrade-scout"
-
-
-def create_bus(sandbox: Sandbox) -> tuple[str, str, str]:
-    """Create a custom bus with a rule that sends css-upgrade-scout events to a new queue.
-
-    Returns the bus name, its ARN and the queue URL.
-    """
-    name = f"scout-bus-{uuid.uuid4().hex[:8]}"
-    events, sqs = sandbox.boto("events"), sandbox.boto("sqs")
-    bus_arn = events.create_event_bus(Name=name)["EventBusArn"]
-    queue_url = sqs.create_queue(QueueName=f"{name}-target")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(Name="scout-events", EventBusName=name, EventPattern=json.dumps({"source": [SOURCE]}))
-    events.put_targets(Rule="scout-events", EventBusName=name, Targets=[{"Id": "queue", "Arn": queue_arn}])
-    return name, bus_arn, queue_url
-
-
-def bus_deliveries(sandbox: Sandbox, queue_url: str) -> list[dict]:
-    """EventBridge envelopes that reached the rule's queue (removed), their `detail` checked against the schema."""
-    envelopes = [json.loads(message["Body"]) for message in sandbox.read_queue(queue_url)]
-    for envelope in envelopes:
-        validate_event(envelope["detail"])
-    return envelopes
 
 
 def put_events_result(*entries: dict) -> CannedResponse:
