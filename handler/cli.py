@@ -51,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     scan.add_argument("--endpoint", help="CSS endpoint URL; default CSS_ENDPOINT")
     scan.add_argument("--check", action="store_true", help="check each cluster directly instead of enqueuing it")
     scan.add_argument("--json", action="store_true", help="print the result as JSON")
+    scan.add_argument("--emulator", action="store_true", help="scan the bundled CSS emulator's fleet, served on 127.0.0.1 for this run")
     scan.set_defaults(run=_run_scan)
 
     demo = commands.add_parser("demo", help="the main job end to end on local stand-ins (CSS emulator, moto)")
