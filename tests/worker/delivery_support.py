@@ -3,7 +3,8 @@
 The contract gives every record of a batch exactly one outcome: announced, suppressed, dead-lettered
 or reported for redelivery. `record_outcomes` reads that outcome from what the worker did to the
 outside world (the subscriber queue, the dead-letter queue, its logs and its response), so a record
-that left the queue without any of them shows up as "lost".
+that left the queue without any of them shows up as "lost". `running_sandbox` runs that check on
+every record it delivered when its block ends.
 """
 
 from __future__ import annotations
@@ -49,14 +50,58 @@ SUPPRESSED_MESSAGE = "event already announced; broadcast suppressed"
 CONFIGURATION_FAULT_MESSAGE = "configuration fault: the batch stays on the queue until it is fixed"
 
 
+class TrackedSandbox(Sandbox):
+    """A Sandbox that remembers every delivery and every message read from a queue.
+
+    `check_outcomes` uses them to prove that no record left the work queue without an outcome.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.deliveries: list[Delivery] = []
+        self.messages_read: list[tuple[str, dict[str, Any]]] = []
+
+    def invoke(self, handler: Callable[[dict, Any], dict], event: dict[str, Any], timeout_seconds: float = 60.0) -> Delivery:
+        delivery = super().invoke(handler, event, timeout_seconds)
+        self.deliveries.append(delivery)
+        return delivery
+
+    def read_queue(self, queue_url: str) -> list[dict[str, Any]]:
+        messages = super().read_queue(queue_url)
+        self.messages_read += [(queue_url, message) for message in messages]
+        return messages
+
+    def check_outcomes(self, logs: LogCapture) -> None:
+        """Assert that every record of every delivery was announced, suppressed, dead-lettered or redelivered."""
+        self.read_queue(self.subscriber_queue_url)
+        self.read_queue(self.dead_letter_queue_url)
+
+        events, letters = [], []
+        for queue_url, message in self.messages_read:
+            if queue_url == self.dead_letter_queue_url:
+                letters.append({"body": message["Body"]})
+                continue
+            document = json.loads(message["Body"])
+            # An EventBridge rule target receives the envelope, with the event as `detail`.
+            events.append(document["detail"] if "detail-type" in document else document)
+
+        outcomes = record_outcomes(self.deliveries, events=events, letters=letters, logs=logs)
+        lost = [message_id for message_id, outcome in outcomes if outcome == LOST]
+        assert not lost, f"records left the work queue without an outcome: {lost}"
+
+
 @contextlib.contextmanager
-def running_sandbox(catalog: Any = None, **options: Any) -> Iterator[Sandbox]:
-    """Start a Sandbox, apply the function's environment and rebuild the runtime around it."""
-    with Sandbox(catalog, **options) as sandbox:
+def running_sandbox(catalog: Any = None, **options: Any) -> Iterator[TrackedSandbox]:
+    """Start a TrackedSandbox, apply the function's environment and rebuild the runtime around it.
+
+    When the block ends without an error, every record the block delivered must have an outcome.
+    """
+    with TrackedSandbox(catalog, **options) as sandbox, captured_logs() as logs:
         sandbox.apply_environment()
         runtime.reset()
         try:
             yield sandbox
+            sandbox.check_outcomes(logs)
         finally:
             runtime.reset()
 

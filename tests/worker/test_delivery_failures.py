@@ -273,3 +273,11 @@ def test_check_failed_replied_on_slack():
         footer = reply.json()["blocks"][-1]["elements"][0]["text"]
         assert f"Event check.failed {event['event_id']}" in footer
         assert f"message {message_id}" in footer
+
+
+def test_outcome_check_catches_lost_record():
+    # A handler that reports success without doing anything deletes the record with no outcome.
+    with pytest.raises(AssertionError, match="without an outcome"):
+        with running_sandbox() as sandbox:
+            sandbox.send([LOGS_PROD])
+            sandbox.invoke(lambda event, context: {"batchItemFailures": []}, sandbox.receive_event())
