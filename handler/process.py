@@ -125,7 +125,7 @@ def _announce(event: Event, runtime: runtime_module.Runtime, deadline: Deadline,
                 _release_quietly(ledger, claim, published, renotify_after_days, deadline)
             raise
         if ledger and claim is not None:
-            ledger.confirm(claim, renotify_after_days, deadline=deadline)
+            _confirm_quietly(ledger, claim, renotify_after_days, deadline)
     except AwsConfigurationError as error:
         raise ConfigurationFault(str(error)) from error
     except AwsError as error:
@@ -183,6 +183,18 @@ def _reply(message: WorkMessage, event: Event, runtime: runtime_module.Runtime) 
         if error.retryable:
             raise Redeliver(str(error)) from error
         logger.warning("Slack reply rejected; not retried", extra={"error": str(error)})
+
+
+def _confirm_quietly(ledger, claim, renotify_after_days: int, deadline: Deadline) -> None:
+    """Record a publish that succeeded. A transient failure here does not redeliver the message,
+    because a redelivery would publish the event again once the claim expires."""
+    try:
+        ledger.confirm(claim, renotify_after_days, deadline=deadline)
+    except AwsConfigurationError:
+        raise
+    except AwsError as error:
+        # The claim stays until it expires; a check of the same event after that announces it again.
+        logger.warning("event published, but recording the announcement failed", extra={"event_id": claim.event_id, "error": str(error)})
 
 
 def _release_quietly(ledger, claim, published: set[str], renotify_after_days: int, deadline: Deadline) -> None:

@@ -6,10 +6,11 @@ and counts what reached the topic's subscriber queue.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
-from typing import Any
+from typing import Any, Iterator
 
 from handler import runtime, worker
 from handler.core.events import make_event_id
@@ -213,6 +214,39 @@ def test_failed_publish_releases_claim():
         events = received_events(sandbox)
         assert [event["event_id"] for event in events] == [LOGS_PROD_READY_ID]
         assert events[0]["trigger"]["message_id"] == message_id
+
+
+@contextlib.contextmanager
+def failing_dynamodb_put_item() -> Iterator[None]:
+    """Make moto answer every DynamoDB PutItem with HTTP 500, while UpdateItem and GetItem keep working."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    original = DynamoDBBackend.put_item
+
+    def fail(self: Any, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("injected DynamoDB PutItem failure")
+
+    DynamoDBBackend.put_item = fail
+    try:
+        yield
+    finally:
+        DynamoDBBackend.put_item = original
+
+
+def test_failed_confirm_not_redelivered():
+    with running_sandbox() as sandbox, captured_logs() as logs:
+        [message_id] = sandbox.send([LOGS_PROD])
+
+        # The event is published, but recording the announcement fails on every attempt.
+        with failing_dynamodb_put_item():
+            delivery = sandbox.invoke(worker.lambda_handler, sandbox.receive_event())
+
+        assert delivery.response == {"batchItemFailures": []}
+        events = received_events(sandbox)
+        assert [event["trigger"]["message_id"] for event in events] == [message_id]
+        assert ledger_item(sandbox, LOGS_PROD_READY_ID)["status"] == "claimed"
+        [warning] = logs.with_message("event published, but recording the announcement failed")
+        assert warning["event_id"] == LOGS_PROD_READY_ID
 
 
 def test_announced_again_after_renotify_window():
