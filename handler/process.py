@@ -75,6 +75,8 @@ def process_message(record: Record, runtime: runtime_module.Runtime, deadline: D
     except CheckFailed as failure:
         count(f"CssError.{failure.cause.kind}")
         logger.warning("check failed for good", extra={"reason": failure.reason, "error": str(failure.cause)})
+        # NOTE: without DEAD_LETTER_QUEUE_URL every redelivery of this message replies on Slack again,
+        # until SQS redrive moves it after maxReceiveCount deliveries.
         _reply(message, failure.event, runtime)
         return _permanent_failure(
             record, runtime, deadline, reason=failure.reason or "invalid_request", detail=str(failure.cause), event=failure.event

@@ -83,6 +83,8 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     response = process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
     if invocation.fault is not None:
         _report_fault(invocation.fault)
+        # NOTE: records of this batch that were dead-lettered before the fault stay on the queue as
+        # well, so each redelivery sends another copy of them to a standard dead-letter queue.
         raise invocation.fault
     return response
 
