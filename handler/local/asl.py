@@ -130,9 +130,9 @@ class TaskTokenServer:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def issue(self) -> str:
-        """Return a new open token, as long and as opaque as the ones Step Functions issues."""
-        token = "AQC" + secrets.token_urlsafe(480)
+    def issue(self, token: str | None = None) -> str:
+        """Open `token`, or a new token as long and as opaque as the ones Step Functions issues; return it."""
+        token = token or "AQC" + secrets.token_urlsafe(480)
         with self._lock:
             self._open.add(token)
         return token

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import uuid
 
 import pytest
 
@@ -150,7 +151,7 @@ def test_scan_without_targets_does_nothing(sandbox, caplog):
 
 def test_scan_fifo_queue_groups_by_cluster(sandbox, env):
     sqs = sandbox.boto("sqs")
-    queue_url = sqs.create_queue(QueueName="scan-work.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    queue_url = sqs.create_queue(QueueName=f"scan-work-{uuid.uuid4().hex[:8]}.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
     env(SCAN_TARGETS=BOTH_PROJECTS, WORK_QUEUE_URL=queue_url)
 
     summary = run_scan()
