@@ -21,6 +21,7 @@ from tests.worker.delivery_support import (
     DEAD_LETTERED,
     LEGACY_LOGS,
     LOGS_PROD,
+    METRICS_PROD,
     NO_CROSS_ENGINE,
     OS_LOGS,
     OS_SEARCH,
@@ -45,6 +46,7 @@ REDELIVERY_MESSAGE = "record reported for redelivery"
 TRANSIENT_FAULTS = {
     "throttled beyond retries": (SEARCH_PROD, Fault(kind="throttle", cluster_id=SEARCH_PROD, retry_after=0)),
     "busy CSS.0011": (LEGACY_LOGS, Fault(kind="css_error", error_code="CSS.0011", cluster_id=LEGACY_LOGS)),
+    "busy CSS.0011 as 202": (METRICS_PROD, Fault(kind="css_error", error_code="CSS.0011", status=202, cluster_id=METRICS_PROD)),
     "busy CSS.6013": (OS_LOGS, Fault(kind="css_error", error_code="CSS.6013", cluster_id=OS_LOGS)),
     "5xx HTML": (OS_SEARCH, Fault(kind="server_error", status=502, cluster_id=OS_SEARCH)),
     "connection reset": (NO_CROSS_ENGINE, Fault(kind="connection_reset", cluster_id=NO_CROSS_ENGINE)),
