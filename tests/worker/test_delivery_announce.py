@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Any, Iterator
 
-from handler import runtime, worker
+from handler import worker
 from handler.core.events import make_event_id
 from handler.local.emulator.faults import Fault
 from handler.local.sandbox import Delivery, FakeLambdaContext, Sandbox
