@@ -57,6 +57,11 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="the main job end to end on local stand-ins (CSS emulator, moto)")
     demo.set_defaults(run=_run_demo)
 
+    workflow_demo = commands.add_parser(
+        "workflow-demo", help="one approved upgrade workflow run on local stand-ins (CSS emulator, moto, fake Slack)"
+    )
+    workflow_demo.set_defaults(run=_run_workflow_demo)
+
     emulator = commands.add_parser("emulator", help="serve the CSS API emulator; prints its URL first")
     emulator.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     emulator.add_argument("--port", type=int, default=0, help="port to listen on; 0 picks a free one (default)")
@@ -82,6 +87,12 @@ def _run_demo(args: argparse.Namespace) -> int:
     from handler.local.demo import main as demo_main
 
     return demo_main()
+
+
+def _run_workflow_demo(args: argparse.Namespace) -> int:
+    from handler.local.workflow_demo import main as workflow_demo_main
+
+    return workflow_demo_main()
 
 
 def _run_emulator(args: argparse.Namespace) -> int:
