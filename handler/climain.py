@@ -86,6 +86,7 @@ def run_check_command(args: argparse.Namespace) -> int:
 def _publish(event, settings, renotify_after_days: int) -> int:
     from handler.aws.client import AwsClient
     from handler.aws.errors import AwsError
+    from handler.delivery.announce import announce
     from handler.delivery.ledger import AnnounceLedger
     from handler.delivery.publish import Broadcaster
 
@@ -93,16 +94,13 @@ def _publish(event, settings, renotify_after_days: int) -> int:
     broadcaster = Broadcaster(aws, topic_arn=settings.notify_topic_arn, event_bus=settings.notify_event_bus, stream=sys.stderr)
     ledger = AnnounceLedger(settings.dedupe_table, aws) if settings.dedupe_table else None
     try:
-        claim = ledger.claim(event.event_id) if ledger else None
-        if ledger and claim is None:
-            _error(f"not published: event {event.event_id} was already announced within {renotify_after_days} days")
-            return EXIT_OK
-        broadcaster.broadcast(event)
-        if ledger and claim is not None:
-            ledger.confirm(claim, renotify_after_days)
+        announced = announce(event, broadcaster, ledger, renotify_after_days=renotify_after_days)
     except AwsError as error:
         _error(f"publish failed: {error}")
         return EXIT_FAILED
+    if not announced:
+        _error(f"not published: event {event.event_id} was already announced within {renotify_after_days} days")
+        return EXIT_OK
     _error(f"published to {', '.join(broadcaster.targets)}")
     return EXIT_OK
 

@@ -18,6 +18,7 @@ from handler.core.events import Event, Trigger
 from handler.core.message import InvalidMessage, WorkMessage, parse_body
 from handler.core.render import render_slack
 from handler.css import errors as css_errors
+from handler.delivery.announce import announce
 from handler.delivery.deadletter import dead_letter
 from handler.delivery.slack import SlackPostError, post_json
 from handler.observability import count, logger
@@ -112,28 +113,15 @@ def _announce(event: Event, runtime: runtime_module.Runtime, deadline: Deadline,
 
     Counts nothing: the caller counts the record's outcome, which for a check.failed event is dead_lettered.
     """
-    ledger = runtime.ledger
     try:
-        claim = ledger.claim(event.event_id, deadline=deadline) if ledger else None
-        if ledger and claim is None:
-            logger.info("event already announced; broadcast suppressed", extra={"event_id": event.event_id})
-            return Outcome.SUPPRESSED
-        # Targets that got the event in an earlier, partly failed attempt are skipped this time.
-        published = set(claim.published_targets) if claim is not None else set()
-        try:
-            runtime.broadcaster.broadcast(event, deadline=deadline, published_targets=published)
-        except Exception:
-            if ledger and claim is not None:
-                _release_quietly(ledger, claim, published, renotify_after_days, deadline)
-            raise
-        if ledger and claim is not None:
-            _confirm_quietly(ledger, claim, renotify_after_days, deadline)
+        announced = announce(
+            event, runtime.broadcaster, runtime.ledger, renotify_after_days=renotify_after_days, deadline=deadline
+        )
     except AwsConfigurationError as error:
         raise ConfigurationFault(str(error)) from error
     except AwsError as error:
         raise Redeliver(str(error)) from error
-
-    return Outcome.ANNOUNCED
+    return Outcome.ANNOUNCED if announced else Outcome.SUPPRESSED
 
 
 def _permanent_failure(
@@ -185,26 +173,6 @@ def _reply(message: WorkMessage, event: Event, runtime: runtime_module.Runtime) 
         if error.retryable:
             raise Redeliver(str(error)) from error
         logger.warning("Slack reply rejected; not retried", extra={"error": str(error)})
-
-
-def _confirm_quietly(ledger, claim, renotify_after_days: int, deadline: Deadline) -> None:
-    """Record a publish that succeeded. A transient failure here does not redeliver the message,
-    because a redelivery would publish the event again once the claim expires."""
-    try:
-        ledger.confirm(claim, renotify_after_days, deadline=deadline)
-    except AwsConfigurationError:
-        raise
-    except AwsError as error:
-        # The claim stays until it expires; a check of the same event after that announces it again.
-        logger.warning("event published, but recording the announcement failed", extra={"event_id": claim.event_id, "error": str(error)})
-
-
-def _release_quietly(ledger, claim, published: set[str], renotify_after_days: int, deadline: Deadline) -> None:
-    try:
-        ledger.release(claim, published_targets=published, renotify_after_days=renotify_after_days, deadline=deadline)
-    except AwsError as error:
-        # The claim then expires with the invocation, and a redelivery can claim again.
-        logger.warning("could not release announce-once claim", extra={"event_id": claim.event_id, "error": str(error)})
 
 
 __all__ = ["ConfigurationError", "ConfigurationFault", "Outcome", "Record", "Redeliver", "process_message", "AwsTransientError"]
