@@ -19,7 +19,9 @@ APPROVE_ACTION_ID = "approve_upgrade"
 REJECT_ACTION_ID = "reject_upgrade"
 ACTIONS_BLOCK_ID = "upgrade_approval"
 
-# Slack limits a button's value to 2000 characters.
+# Slack limits a button's value to 2000 characters. NOTE: Step Functions allows task tokens of up to
+# 2048 characters, so a token near that length cannot fit; `button_value` then raises, and the
+# workflow's request_approval fails with InvalidInput instead of posting buttons that cannot work.
 MAX_BUTTON_VALUE_CHARS = 2000
 
 # The error name Step Functions receives when an approver clicks Reject.

@@ -45,7 +45,9 @@ _HOST_LABEL = re.compile(r"[a-z0-9-]{1,63}", re.ASCII)
 # Slack's clients turn a typed "--" into a dash character; both are read as "--".
 _DASHES = ("\u2014", "\u2013")
 
-app = LambdaFunctionUrlResolver()
+# Debug mode is off whatever POWERTOOLS_DEV or POWERTOOLS_EVENT_HANDLER_DEBUG say, because it prints
+# whole requests, and an approval click carries the task token.
+app = LambdaFunctionUrlResolver(debug=False)
 
 
 class HttpError(Exception):
@@ -103,6 +105,9 @@ def slash_command() -> Response:
     """Run `check` or `help`. Every response is an ephemeral message to the user who typed the command."""
     count("SlackCommandReceived")
     form = _parse_form(_verified_body())
+    if form.get("ssl_check") == "1":
+        # Slack's periodic check of the command URL's certificate carries no command.
+        return Response(status_code=200, content_type=content_types.TEXT_PLAIN, body="")
     settings = _settings()
     command_name = _command_name(form.get("command"))
     user_id = _user_id(form.get("user_id"))

@@ -358,6 +358,14 @@ def test_invalid_approvers_answer_503(slack_env, slack, env):
     assert response["statusCode"] == 503
 
 
+def test_ssl_check_answered_empty(slack_env, slack):
+    response = call(slack.signed_event("/slack/commands", b"ssl_check=1&token=deprecated"))
+
+    assert response["statusCode"] == 200
+    assert response["body"] == ""
+    assert enqueued(slack_env) == []
+
+
 def test_unknown_path_is_404(slack_env, slack):
     event = slack.signed_event("/slack/events", b"type=url_verification")
 
