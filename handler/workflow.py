@@ -31,6 +31,7 @@ from handler.core.message import InvalidMessage, check_reply_url, parse_fields
 from handler.core.models import Cluster, UpgradeTask
 from handler.core.render import MAX_BLOCKS, render_slack
 from handler.css import errors as css_errors
+from handler.delivery.announce import announce
 from handler.delivery.slack import SlackPostError, post_json
 from handler.observability import count, logger, metrics
 from handler.retry import Deadline
@@ -422,21 +423,17 @@ def _cluster_details(runtime: runtime_module.Runtime, scope: dict[str, str], dea
 
 def _announce(event: Event, runtime: runtime_module.Runtime, deadline: Deadline) -> bool:
     """Broadcast `event` unless the ledger shows it was already announced; return whether it was broadcast."""
-    ledger = runtime.ledger
-    claim = ledger.claim(event.event_id, deadline=deadline) if ledger else None
-    if ledger is not None and claim is None:
+    announced = announce(
+        event,
+        runtime.broadcaster,
+        runtime.ledger,
+        renotify_after_days=runtime.settings.policy.renotify_after_days,
+        deadline=deadline,
+    )
+    if not announced:
         count("Outcome.suppressed")
         logger.info("lifecycle event already announced", extra={"event_id": event.event_id, "event_type": event.event_type})
         return False
-    try:
-        runtime.broadcaster.broadcast(event, deadline=deadline)
-    except Exception:
-        if ledger is not None and claim is not None:
-            with contextlib.suppress(AwsError):
-                ledger.release(claim, deadline=deadline)
-        raise
-    if ledger is not None and claim is not None:
-        ledger.confirm(claim, runtime.settings.policy.renotify_after_days, deadline=deadline)
     count(f"Event.{event.event_type}")
     logger.info("lifecycle event announced", extra={"event_id": event.event_id, "event_type": event.event_type})
     return True
