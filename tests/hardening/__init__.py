@@ -1,0 +1,1 @@
+"""Hardening suites: fault matrix, soak, hostile input, secret hygiene and request forgery."""
