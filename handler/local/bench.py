@@ -59,9 +59,11 @@ class Options:
 
     quick: bool
     cold_runs: int
+    uncached_runs: int
     messages: int
     warmup_messages: int
     profile_messages: int
+    cpu_rounds: int
     batch_repeats: int
     fleet: int
     seed: int
@@ -69,10 +71,10 @@ class Options:
 
 def options_from(arguments: argparse.Namespace) -> Options:
     if arguments.quick:
-        return Options(quick=True, cold_runs=arguments.runs or 2, messages=arguments.messages or 30, warmup_messages=10,
-                       profile_messages=20, batch_repeats=1, fleet=arguments.fleet or 1500, seed=arguments.seed)
-    return Options(quick=False, cold_runs=arguments.runs or 7, messages=arguments.messages or 1000, warmup_messages=30,
-                   profile_messages=300, batch_repeats=3, fleet=arguments.fleet or 10000, seed=arguments.seed)
+        return Options(quick=True, cold_runs=arguments.runs or 2, uncached_runs=1, messages=arguments.messages or 30, warmup_messages=10,
+                       profile_messages=20, cpu_rounds=1, batch_repeats=1, fleet=arguments.fleet or 1500, seed=arguments.seed)
+    return Options(quick=False, cold_runs=arguments.runs or 11, uncached_runs=3, messages=arguments.messages or 1000, warmup_messages=30,
+                   profile_messages=300, cpu_rounds=5, batch_repeats=3, fleet=arguments.fleet or 10000, seed=arguments.seed)
 
 
 class Bench:
@@ -154,9 +156,10 @@ class Bench:
                     }
                 )
 
+        uncached = self._uncached_cold_runs(body, env)
         counts = self.emulator.call_counts()
         published = self.aws.drain(self.cold_subscriber)
-        checks = rounds * len(COLD_VARIANTS)
+        checks = (rounds + self.options.uncached_runs) * len(COLD_VARIANTS)
         self._expect("cold path ShowClusterDetail calls", counts.get("show_cluster", 0), checks)
         self._expect("cold path ListImages calls", counts.get("list_images", 0), 2 * checks)
         self._expect("cold path SNS deliveries", len(published), checks)
@@ -174,43 +177,68 @@ class Bench:
             "cpu_ratio_floor": medians["worker"]["cpu_ms"] / medians["floor"]["cpu_ms"],
             "ratio_floor": medians["worker"]["wall_ms"] / medians["floor"]["wall_ms"],
             "ratio_sdk": medians["worker"]["wall_ms"] / medians["sdk"]["wall_ms"],
+            "uncached_runs": self.options.uncached_runs,
+            "uncached_wall_ms": uncached,
             "imports": import_breakdown(),
             "sample_event": sample_event,
         }
 
+    def _uncached_cold_runs(self, body: str, env: dict[str, str]) -> dict[str, float]:
+        """Return each variant's median cold wall time without byte code: every imported module is compiled.
+
+        This is how the deployed function starts: the zip carries no byte code, and Lambda's code
+        folder is read-only, so Python cannot write any either.
+        """
+        empty_cache = self.workdir / "empty-pycache"
+        empty_cache.mkdir(exist_ok=True)
+        uncached_env = {**env, "PYTHONPYCACHEPREFIX": str(empty_cache), "PYTHONDONTWRITEBYTECODE": "1"}
+        walls: dict[str, list[float]] = {name: [] for name, _ in COLD_VARIANTS}
+        for number in range(self.options.uncached_runs):
+            for name, module in COLD_VARIANTS[number % 3 :] + COLD_VARIANTS[: number % 3]:
+                run = run_child(module, "cold", {"bodies": [body]}, uncached_env, self.workdir, timeout=180)
+                walls[name].append((run.result["finished_at"] - run.started_at) * 1000)
+        return {name: statistics.median(values) for name, values in walls.items()}
+
     # -- 2. CPU per message ----------------------------------------------------------------------
 
     def cpu_per_message(self, sample_event: dict[str, Any]) -> dict[str, Any]:
+        """Measure CPU per message of the worker and both baselines, in rounds of rotating order.
+
+        Each round gives every variant its share of the messages in a fresh process, so that a change
+        in the machine's load during the run falls on all three alike.
+        """
         options = self.options
         cluster_ids = self.checked_cluster_ids(options.messages)
         warmup_ids = self.checked_cluster_ids(options.warmup_messages, skip=options.messages)
         sns_message, sns_subject, sns_attributes = sns_publish_of(sample_event)
         env = self.env(MAX_CONCURRENCY="1")
+        variants = (("worker", WORKER, "cpu"), ("bare", FLOOR, "calls"), ("sdk", SDK, "calls"))
+        totals = {name: {"cpu_seconds": 0.0, "wall_seconds": 0.0} for name, _, _ in variants}
+        totals["worker"].update({"instrumented_cpu_seconds": 0.0, "stages": {}})
 
-        self.emulator.reset_calls()
-        worker = run_child(
-            WORKER,
-            "cpu",
-            {"bodies": cluster_ids, "warmup_bodies": warmup_ids, "batch_size": BATCH_SIZE},
-            env,
-            self.workdir,
-            timeout=900,
-        ).result
-        checks = 2 * len(cluster_ids) + len(warmup_ids)
-        self._expect_checks("worker CPU run", checks)
-
-        calls_config = {
-            "cluster_ids": cluster_ids,
-            "warmup_cluster_ids": warmup_ids,
-            "sns_message": sns_message,
-            "sns_subject": sns_subject,
-            "sns_attributes": sns_attributes,
-        }
-        baselines = {}
-        for name, module in (("bare", FLOOR), ("sdk", SDK)):
-            self.emulator.reset_calls()
-            baselines[name] = run_child(module, "calls", calls_config, env, self.workdir, timeout=900).result
-            self._expect_checks(f"{name} CPU run", len(cluster_ids) + len(warmup_ids))
+        for number, chunk in enumerate(_split(cluster_ids, options.cpu_rounds)):
+            for name, module, mode in variants[number % 3 :] + variants[: number % 3]:
+                config = {
+                    "bodies": chunk,
+                    "warmup_bodies": warmup_ids,
+                    "batch_size": BATCH_SIZE,
+                    "cluster_ids": chunk,
+                    "warmup_cluster_ids": warmup_ids,
+                    "sns_message": sns_message,
+                    "sns_subject": sns_subject,
+                    "sns_attributes": sns_attributes,
+                }
+                self.emulator.reset_calls()
+                result = run_child(module, mode, config, env, self.workdir, timeout=900).result
+                # The worker goes over its messages twice: plain, then instrumented.
+                passes = 2 if name == "worker" else 1
+                self._expect_checks(f"{name} CPU run", passes * len(chunk) + len(warmup_ids))
+                for key in ("cpu_seconds", "wall_seconds", "instrumented_cpu_seconds"):
+                    if key in result:
+                        totals[name][key] += result[key]
+                for stage, seconds in result.get("stages", {}).items():
+                    totals[name]["stages"][stage] = totals[name]["stages"].get(stage, 0.0) + seconds
+        worker = totals["worker"]
 
         self.emulator.reset_calls()
         profile_ids = self.checked_cluster_ids(options.profile_messages)
@@ -229,11 +257,12 @@ class Bench:
         # The hooks cost CPU themselves, so the stages are scaled down to the plain pass's total (an estimate).
         scale = worker_ms / instrumented_ms
         stages_ms = {stage: seconds * 1000 / messages * scale for stage, seconds in worker["stages"].items()}
-        bare_ms = baselines["bare"]["cpu_seconds"] * 1000 / messages
-        sdk_ms = baselines["sdk"]["cpu_seconds"] * 1000 / messages
+        bare_ms = totals["bare"]["cpu_seconds"] * 1000 / messages
+        sdk_ms = totals["sdk"]["cpu_seconds"] * 1000 / messages
         calls_ms = stages_ms["sign"] + stages_ms["request"] + stages_ms["publish"]
         return {
             "messages": messages,
+            "rounds": options.cpu_rounds,
             "sns_message_bytes": len(sns_message.encode()),
             "worker_ms": worker_ms,
             "worker_wall_ms": worker["wall_seconds"] * 1000 / messages,
@@ -241,9 +270,9 @@ class Bench:
             "stages_ms": stages_ms,
             "calls_ms": calls_ms,
             "bare_ms": bare_ms,
-            "bare_wall_ms": baselines["bare"]["wall_seconds"] * 1000 / messages,
+            "bare_wall_ms": totals["bare"]["wall_seconds"] * 1000 / messages,
             "sdk_ms": sdk_ms,
-            "sdk_wall_ms": baselines["sdk"]["wall_seconds"] * 1000 / messages,
+            "sdk_wall_ms": totals["sdk"]["wall_seconds"] * 1000 / messages,
             "ratio_bare": worker_ms / bare_ms,
             "ratio_sdk": worker_ms / sdk_ms,
             "calls_ratio_bare": calls_ms / bare_ms,
@@ -372,6 +401,18 @@ class Bench:
             raise BenchError(f"{what}: {actual}, expected {expected}; the measured work was not what the benchmark assumes")
 
 
+def _split(items: list[str], parts: int) -> list[list[str]]:
+    """Split `items` into `parts` consecutive lists of nearly equal length (none empty)."""
+    parts = max(1, min(parts, len(items)))
+    size, extra = divmod(len(items), parts)
+    chunks, start = [], 0
+    for index in range(parts):
+        end = start + size + (1 if index < extra else 0)
+        chunks.append(items[start:end])
+        start = end
+    return chunks
+
+
 def sns_publish_of(event: dict[str, Any]) -> tuple[str, str, dict[str, str]]:
     """Return the worker's SNS message, subject and attributes for an event, for the baselines' loops to send."""
     from handler.core.events import Event, sns_message_attributes, sns_subject
@@ -435,7 +476,7 @@ def artifact() -> dict[str, Any]:
 def run(options: Options) -> dict[str, Any]:
     """Run every measurement and return the results, keyed by section."""
     started = time.monotonic()
-    results: dict[str, Any] = {"options": asdict(options)}
+    results: dict[str, Any] = {"options": asdict(options), "load_average": {"start": _load_average()}}
     results["artifact"] = artifact()
 
     with tempfile.TemporaryDirectory(prefix="scout-bench-") as directory:
@@ -458,7 +499,16 @@ def run(options: Options) -> dict[str, Any]:
             bench.stop()
 
     results["duration_s"] = time.monotonic() - started
+    results["load_average"]["end"] = _load_average()
     return results
+
+
+def _load_average() -> list[float] | None:
+    """Return the system's 1, 5 and 15 minute load averages, which show whether other work shared the cores."""
+    try:
+        return [round(value, 2) for value in os.getloadavg()]
+    except OSError:
+        return None
 
 
 def _step(name: str, options: Options) -> None:

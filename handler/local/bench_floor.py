@@ -2,7 +2,7 @@
 
 It signs the CSS calls with a minimal inline SDK-HMAC-SHA256 (no input checks, only the headers it
 sends itself) and the SNS publish with requests-aws4auth. `cold` runs the whole job once in this
-fresh process (see `bench_job`); `calls` makes the same HTTP calls per message in a bare loop and
+fresh process (see `bench_job`). `calls` makes the same HTTP calls per message in a bare loop and
 reports their CPU time. Started by `handler.local.bench` as `python -m handler.local.bench_floor MODE`.
 """
 

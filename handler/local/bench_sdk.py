@@ -1,9 +1,9 @@
 """The SDK-path baseline: the main job with the official Huawei Cloud SDK for CSS and boto3 for SNS.
 
-`CssClient` of huaweicloudsdkcss gets `BasicCredentials` with the project ID (so it never asks IAM
-for one) and the emulator as its endpoint; boto3 reads the moto endpoint from `AWS_ENDPOINT_URL`
-as the AWS SDKs do. `cold` runs the whole job once in this fresh process (see `bench_job`);
-`calls` makes the same HTTP calls per message in a loop and reports their CPU time. Started by
+`CssClient` of huaweicloudsdkcss gets `BasicCredentials` with the project ID, so it never calls
+IAM to look one up, and the emulator as its endpoint. boto3 reads the moto endpoint from
+`AWS_ENDPOINT_URL` as the AWS SDKs do. `cold` runs the whole job once in this fresh process (see
+`bench_job`). `calls` makes the same HTTP calls per message in a loop and reports their CPU time. Started by
 `handler.local.bench` as `python -m handler.local.bench_sdk MODE`.
 """
 

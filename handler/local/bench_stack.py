@@ -225,7 +225,7 @@ class QueuePurger:
     """Purges a queue every few milliseconds in a background thread while a producer sends to it.
 
     moto (5.2) reads every queue attribute, including the approximate counts, for each message it
-    accepts or receives, so each call costs time in proportion to the queue's depth: a batch of 10
+    accepts or receives, so each call costs time in proportion to the queue's depth. A batch of 10
     took about 300 ms at a depth of 1,500 messages, and receiving is as slow.
     Purging is constant-time in moto and keeps the depth near zero. The messages' arrival is
     proven by the `Successful` entries of the SendMessageBatch responses, which the scan's process
