@@ -290,7 +290,7 @@ class Report:
             f"{_ms(median['worker']['import_ms'])} ms against {_ms(median['floor']['import_ms'])} ms, and the work after them "
             f"{_ms(median['worker']['after_import_ms'])} ms against {_ms(median['floor']['after_import_ms'])} ms. "
             f"The worker loads {imports['worker_only_count']} modules the floor does not, "
-            f"{imports['worker_only_ms']:.0f} ms of own import time in one `-X importtime` run; the largest are {top}."
+            f"{imports['worker_only_ms']:.0f} ms of own import time (fastest of 3 `-X importtime` runs); the largest are {top}."
         )
         ratio = cold["ratio_floor"]
         return Goal("cold path: worker / floor", _ratio(ratio), f"<= {COLD_FLOOR_LIMIT}x", ratio <= COLD_FLOOR_LIMIT, _margin(ratio, COLD_FLOOR_LIMIT), why)
@@ -478,7 +478,7 @@ class Report:
         own = imports["own_ms"]
         counts = imports["module_counts"]
         return (
-            f"One `python -X importtime` run each: the worker's imports load {counts['worker']} modules ({own['worker']:.0f} ms own time), "
+            f"Fastest of 3 `python -X importtime` runs per module: the worker's imports load {counts['worker']} modules ({own['worker']:.0f} ms own time), "
             f"the floor's {counts['floor']} ({own['floor']:.0f} ms), the SDK path's {counts['sdk']} ({own['sdk']:.0f} ms). "
             f"Modules only the worker loads: {imports['worker_only_count']}, {imports['worker_only_ms']:.0f} ms.\n\n"
             + table(["module only the worker loads", "own import ms"], rows)
