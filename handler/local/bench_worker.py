@@ -169,11 +169,15 @@ def run_profile(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _short_path(filename: str) -> str:
-    """Shorten a source path to the part after `site-packages/`, or after the project root."""
-    for marker in ("site-packages/", "/handler/"):
+    """Shorten a source path to the part after `site-packages/`, the project root or the standard library's folder."""
+    for marker, keep_marker in (("site-packages/", False), ("/handler/", True), ("/lib/python3.", False)):
         index = filename.rfind(marker)
-        if index >= 0:
-            return filename[index + 1 :] if marker == "/handler/" else filename[index + len(marker) :]
+        if index < 0:
+            continue
+        if keep_marker:
+            return filename[index + 1 :]
+        rest = filename[index + len(marker) :]
+        return rest.split("/", 1)[1] if marker == "/lib/python3." and "/" in rest else rest
     return filename
 
 
