@@ -156,8 +156,9 @@ def block_action() -> Response:
         logger.info("interaction ignored", extra={"interaction_type": str(payload.get("type"))[:40]})
         return Response(status_code=200, content_type=content_types.TEXT_PLAIN, body="")
 
+    actions = payload.get("actions")
     action = next(
-        (item for item in payload.get("actions") or [] if isinstance(item, dict)
+        (item for item in (actions if isinstance(actions, list) else []) if isinstance(item, dict)
          and item.get("action_id") in (slack_approval.APPROVE_ACTION_ID, slack_approval.REJECT_ACTION_ID)),
         None,
     )
@@ -383,7 +384,8 @@ def _command_name(value: object) -> str:
 def _interaction_payload(form: Mapping[str, str]) -> dict[str, Any]:
     try:
         payload = json.loads(form.get("payload", ""))
-    except ValueError:
+    except (ValueError, RecursionError):
+        # json raises RecursionError, not ValueError, for arrays or objects nested too deep.
         payload = None
     if not isinstance(payload, dict):
         raise HttpError(400, "The request has no interaction payload.")
