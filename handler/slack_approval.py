@@ -59,7 +59,8 @@ def parse_button_value(value: object) -> ButtonValue:
         raise InvalidButtonValue("the button value is not an approval button's value")
     try:
         data = json.loads(value)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # json raises RecursionError, not ValueError, for arrays or objects nested too deep.
         raise InvalidButtonValue("the button value is not JSON") from None
     if not isinstance(data, dict):
         raise InvalidButtonValue("the button value is not a JSON object")
@@ -111,7 +112,8 @@ def decided_message(original: object, *, approved: bool, user_id: str) -> dict[s
     `actions` block is dropped, so the task token leaves the channel with the buttons.
     """
     message = original if isinstance(original, dict) else {}
-    blocks = [block for block in message.get("blocks") or [] if isinstance(block, dict) and block.get("type") != "actions"]
+    kept = message.get("blocks")
+    blocks = [block for block in (kept if isinstance(kept, list) else []) if isinstance(block, dict) and block.get("type") != "actions"]
     if approved:
         line = f"Approved by <@{user_id}>. The workflow starts the upgrade."
     else:

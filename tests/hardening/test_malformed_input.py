@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from handler import runtime, slack_signature, webhook, worker
 from handler.core.message import InvalidMessage, parse_body
 from handler.core.policy import Policy
-from handler.local.asl import LambdaContext
+from handler.local.asl import LambdaContext, TaskTokenServer
 from handler.local.fake_slack import FakeSlack, function_url_event
 from handler.local.sandbox import FakeLambdaContext, Sandbox
 
@@ -386,6 +386,7 @@ def body_cases(slack: FakeSlack) -> list[tuple[str, dict[str, Any], int, str]]:
         ("actions a string", signed(slack, "/slack/actions", action_payload(actions="approve_upgrade")), 200, ""),
         ("actions of strings", signed(slack, "/slack/actions", action_payload(actions=["approve_upgrade"])), 200, ""),
         ("button value not JSON", signed(slack, "/slack/actions", action_payload(actions=[{"action_id": "approve_upgrade", "value": "{x"}])), 400, "button"),
+        ("button value nested deeply", signed(slack, "/slack/actions", action_payload(actions=[{"action_id": "approve_upgrade", "value": "[" * 990 + "]" * 990}])), 400, "button"),
         ("button without token", signed(slack, "/slack/actions", action_payload(actions=[{"action_id": "approve_upgrade", "value": json.dumps({"cluster_id": GOOD_CLUSTER})}])), 400, "button"),
         ("button with hostile cluster", signed(slack, "/slack/actions", action_payload(actions=[{"action_id": "approve_upgrade", "value": json.dumps({"task_token": "t", "cluster_id": GOOD_CLUSTER + "/../x"})}])), 400, "button"),
         ("clicking user hostile", signed(slack, "/slack/actions", action_payload(user={"id": "U0\r\nX"})), 400, "user ID"),
@@ -400,6 +401,28 @@ def test_hostile_bodies_answered(slack_box):
         assert word in reply_text(response), name
     assert all(json.loads(body)["cluster_id"] == GOOD_CLUSTER for body in enqueued(slack_box))
     assert_only_queue_traffic(slack_box)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [{"text": "Approval needed", "blocks": 5}, {"text": 5, "blocks": [5, "x", None]}, "not an object", {"blocks": {"type": "actions"}}],
+    ids=["blocks-a-number", "text-a-number", "message-a-string", "blocks-an-object"],
+)
+def test_approval_with_hostile_message(slack_box, monkeypatch, message):
+    with TaskTokenServer() as tokens:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SFN", tokens.url)
+        token = tokens.issue()
+        value = json.dumps({"task_token": token, "cluster_id": GOOD_CLUSTER})
+        response_url = slack_box.slack.response_url()
+        body = action_payload(message=message, response_url=response_url, actions=[{"action_id": "approve_upgrade", "value": value}])
+
+        response = call_webhook(signed(slack_box.slack, "/slack/actions", body))
+
+        assert response["statusCode"] == 200
+        assert tokens.close(token).output == {"approved_by": APPROVER}
+        (reply,) = slack_box.slack.posts_to(response_url)
+        assert "Approved by" in reply.body["text"]
+        assert token not in reply.raw.decode()
 
 
 def test_enqueued_messages_parse(slack_box):
