@@ -27,6 +27,7 @@ from typing import Any, Sequence
 
 from handler.local import bench_report
 from handler.local.bench_stack import (
+    IMAGES_PER_TYPE,
     PROJECT_ROOT,
     WIDE_CLUSTER_ID,
     WIDE_PROJECT_ID,
@@ -378,7 +379,7 @@ class Bench:
         event = events[0]
         types_tried = [upgrade_type for upgrade_type in ("same", "cross", "cross-engine") if upgrade_type in list_calls_by_type]
         return {
-            "images_per_type": 25,
+            "images_per_type": IMAGES_PER_TYPE,
             "event_type": event["event_type"],
             "candidates": len(event["candidates"]),
             "details_calls": sum(1 for call in calls if call["route"] == "show_cluster"),
@@ -497,17 +498,17 @@ def run(options: Options) -> dict[str, Any]:
         bench = Bench(options, Path(directory), bench_catalog(options.fleet, options.seed))
         bench.start()
         try:
-            _step("cold path", options)
+            _step("cold path")
             results["cold"] = bench.cold_path()
-            _step("CPU per message", options)
+            _step("CPU per message")
             results["cpu"] = bench.cpu_per_message(results["cold"].pop("sample_event"))
-            _step("batch concurrency", options)
+            _step("batch concurrency")
             results["batch"] = bench.batch_concurrency()
-            _step("memory", options)
+            _step("memory")
             results["memory"] = bench.memory()
-            _step("fan-out", options)
+            _step("fan-out")
             results["fan_out"] = bench.fan_out()
-            _step("API efficiency", options)
+            _step("API efficiency")
             results["api"] = bench.api_efficiency()
         finally:
             bench.stop()
@@ -525,7 +526,7 @@ def _load_average() -> list[float] | None:
         return None
 
 
-def _step(name: str, options: Options) -> None:
+def _step(name: str) -> None:
     print(f"measuring {name} ...", file=sys.stderr, flush=True)
 
 
