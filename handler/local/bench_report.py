@@ -289,8 +289,8 @@ class Report:
             f"{_ms(cold['min_wall_ms']['worker'])} and {_ms(cold['min_wall_ms']['floor'])} ms; CPU {_ratio(cold['cpu_ratio_floor'])}). Imports take "
             f"{_ms(median['worker']['import_ms'])} ms against {_ms(median['floor']['import_ms'])} ms, and the work after them "
             f"{_ms(median['worker']['after_import_ms'])} ms against {_ms(median['floor']['after_import_ms'])} ms. "
-            f"The worker loads {imports['worker_only_count']} modules the floor does not, "
-            f"{imports['worker_only_ms']:.0f} ms of own import time (fastest of 3 `-X importtime` runs); the largest are {top}."
+            f"The worker loads {imports['worker_only_count']} modules the floor does not, with "
+            f"{imports['worker_only_ms']:.0f} ms of own import time (fastest of 3 `-X importtime` runs). The largest are {top}."
         )
         ratio = cold["ratio_floor"]
         return Goal("cold path: worker / floor", _ratio(ratio), f"<= {COLD_FLOOR_LIMIT}x", ratio <= COLD_FLOOR_LIMIT, _margin(ratio, COLD_FLOOR_LIMIT), why)
