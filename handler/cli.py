@@ -8,6 +8,7 @@ before any API call, 3 when the check failed (including credentials the API reje
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from typing import Sequence
@@ -22,12 +23,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 
+    _log_to_stderr()
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    return args.run(args)
+    try:
+        return args.run(args)
+    except BrokenPipeError:
+        # The reader of standard output went away (`... | head`): stop quietly, as Unix tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+
+
+class _TerminalFormatter(logging.Formatter):
+    """One line per record for a person: level, message, then the structured fields as key=value."""
+
+    _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = {key: value for key, value in vars(record).items() if key not in self._STANDARD and not key.startswith("_")}
+        text = f"{record.levelname.lower()}: {record.getMessage()}"
+        if fields:
+            text += " (" + ", ".join(f"{key}={value}" for key, value in fields.items()) + ")"
+        return text
+
+
+def _log_to_stderr() -> None:
+    """Send the library modules' log records to standard error in a readable form."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_TerminalFormatter())
+    library = logging.getLogger("handler")
+    library.handlers = [handler]
+    library.setLevel(os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING").upper())
+    library.propagate = False
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -67,6 +98,10 @@ def _parser() -> argparse.ArgumentParser:
     emulator.add_argument("--port", type=int, default=0, help="port to listen on; 0 picks a free one (default)")
     emulator.add_argument("--catalog", help="catalog file (JSON); default: the bundled fleet")
     emulator.add_argument("--cluster-paging", choices=("pages", "items"), default="pages", help="how ListClustersDetails reads offset")
+    emulator.add_argument("--generate", type=int, metavar="N", help="serve a generated fleet of N clusters instead of a catalog")
+    emulator.add_argument("--seed", type=int, default=1, help="seed of the generated fleet (default 1)")
+    emulator.add_argument("--no-cluster-total-size", action="store_true", help="leave totalSize out of ListClustersDetails")
+    emulator.add_argument("--log-level", default="INFO", help="log level on standard error (default INFO)")
     emulator.set_defaults(run=_run_emulator)
     return parser
 
@@ -98,9 +133,13 @@ def _run_workflow_demo(args: argparse.Namespace) -> int:
 def _run_emulator(args: argparse.Namespace) -> int:
     from handler.local.emulator.__main__ import main as emulator_main
 
-    argv = ["--host", args.host, "--port", str(args.port), "--cluster-paging", args.cluster_paging]
+    argv = ["--host", args.host, "--port", str(args.port), "--cluster-paging", args.cluster_paging, "--log-level", args.log_level]
     if args.catalog:
         argv += ["--catalog", args.catalog]
+    if args.generate is not None:
+        argv += ["--generate", str(args.generate), "--seed", str(args.seed)]
+    if args.no_cluster_total_size:
+        argv.append("--no-cluster-total-size")
     return emulator_main(argv)
 
 

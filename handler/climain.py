@@ -34,7 +34,14 @@ def run_check_command(args: argparse.Namespace) -> int:
         settings = load_settings()
         endpoint = args.endpoint or settings.css_endpoint
         if endpoint:
-            resolve_endpoint(args.region or settings.css_region or "ap-southeast-1", endpoint)
+            try:
+                resolve_endpoint(args.region or settings.css_region or "ap-southeast-1", endpoint)
+            except EndpointError as error:
+                raise EndpointError(str(error).replace("CSS_ENDPOINT", "--endpoint") if args.endpoint else str(error)) from None
+        if not (args.project_id or settings.css_project_id):
+            raise ConfigurationError("missing project: pass --project-id or set CSS_PROJECT_ID")
+        if not (args.region or settings.css_region):
+            raise ConfigurationError("missing region: pass --region or set CSS_REGION")
         fields: dict[str, object] = {"cluster_id": args.cluster_id, "source": "cli"}
         if args.project_id:
             fields["project_id"] = args.project_id
@@ -56,8 +63,10 @@ def run_check_command(args: argparse.Namespace) -> int:
                 raise ids.InvalidValue("--type", args.types, "a comma-separated list of same, cross, cross-engine")
             policy = policy.with_upgrade_types(types)
         credentials = credentials_from_environment()
+        if args.publish:
+            _check_publish_settings(settings)
     except (ConfigurationError, InvalidMessage, ids.InvalidValue, EndpointError, ValueError) as error:
-        _error(str(error))
+        _error(str(error).replace("invalid policy_profile", "invalid --profile"))
         return EXIT_USAGE
 
     client = CssClient(credentials, endpoint=endpoint)
@@ -83,6 +92,21 @@ def run_check_command(args: argparse.Namespace) -> int:
     return status
 
 
+def _check_publish_settings(settings) -> None:
+    """Find what `--publish` lacks before any CSS call: a target, AWS credentials and a region."""
+    from handler.aws.client import AwsClient
+    from handler.aws.errors import AwsConfigurationError
+
+    if not settings.notify_topic_arn and not settings.notify_event_bus:
+        raise ConfigurationError("nothing to publish to: set NOTIFY_TOPIC_ARN or NOTIFY_EVENT_BUS, or leave out --publish")
+    aws = AwsClient()
+    try:
+        aws.credentials()
+        _ = aws.region
+    except AwsConfigurationError as error:
+        raise ConfigurationError(f"--publish needs AWS credentials: {error}") from None
+
+
 def _publish(event, settings, renotify_after_days: int) -> int:
     from handler.aws.client import AwsClient
     from handler.aws.errors import AwsError
@@ -91,7 +115,7 @@ def _publish(event, settings, renotify_after_days: int) -> int:
     from handler.delivery.publish import Broadcaster
 
     aws = AwsClient()
-    broadcaster = Broadcaster(aws, topic_arn=settings.notify_topic_arn, event_bus=settings.notify_event_bus, stream=sys.stderr)
+    broadcaster = Broadcaster(aws, topic_arn=settings.notify_topic_arn, event_bus=settings.notify_event_bus)
     ledger = AnnounceLedger(settings.dedupe_table, aws) if settings.dedupe_table else None
     try:
         announced = announce(event, broadcaster, ledger, renotify_after_days=renotify_after_days)

@@ -223,3 +223,66 @@ def test_subprocess_stdout_is_only_the_event(emulator):
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1
     assert json.loads(lines[0])["event_type"] == "upgrade.ready"
+
+
+def test_publish_without_target_exit_2_before_css(cli_env, capsys, emulator):
+    status = main(["check", "--cluster-id", LOGS_PROD, "--publish"])
+    assert status == 2
+    assert "NOTIFY_TOPIC_ARN" in capsys.readouterr().err
+    assert emulator.calls == []
+
+
+def test_publish_without_aws_credentials_exit_2_before_css(cli_env, capsys, emulator):
+    cli_env.setenv("NOTIFY_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:events")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        cli_env.delenv(name, raising=False)
+    cli_env.setenv("AWS_REGION", "us-east-1")
+    status = main(["check", "--cluster-id", LOGS_PROD, "--publish"])
+    assert status == 2
+    assert "AWS_ACCESS_KEY_ID" in capsys.readouterr().err
+    assert emulator.calls == []
+
+
+def test_cli_wording_names_options(cli_env, capsys):
+    cli_env.delenv("CSS_PROJECT_ID")
+    assert main(["check", "--cluster-id", LOGS_PROD]) == 2
+    assert "pass --project-id or set CSS_PROJECT_ID" in capsys.readouterr().err
+
+    assert main(["check", "--cluster-id", LOGS_PROD, "--project-id", DEFAULT_PROJECT_ID, "--endpoint", "http://css.example.com"]) == 2
+    assert "invalid --endpoint" in capsys.readouterr().err
+
+    assert main(["check", "--cluster-id", LOGS_PROD, "--project-id", DEFAULT_PROJECT_ID, "--profile", "conservative"]) == 2
+    assert "invalid --profile" in capsys.readouterr().err
+
+
+def test_retry_warning_readable_on_stderr(emulator):
+    from handler.local.emulator.faults import Fault
+
+    emulator.inject(Fault(kind="throttle", route="list_images", times=1, retry_after=0))
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("CSS_", "HUAWEICLOUD_", "UPGRADE_", "NOTIFY_", "DEDUPE_", "POWERTOOLS_"))}
+    env.update(
+        CSS_ENDPOINT=emulator.url,
+        CSS_PROJECT_ID=DEFAULT_PROJECT_ID,
+        CSS_REGION="ap-southeast-1",
+        HUAWEICLOUD_SDK_AK=DEFAULT_ACCESS_KEY,
+        HUAWEICLOUD_SDK_SK=DEFAULT_SECRET_KEY,
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "handler.cli", "check", "--cluster-id", LOGS_PROD, "--json"],
+        capture_output=True, text=True, timeout=60, env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "warning: retrying CSS call (operation=ListImages" in result.stderr
+    assert "error_kind=throttled" in result.stderr
+
+
+def test_broken_pipe_exits_quietly(emulator):
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("CSS_", "HUAWEICLOUD_", "UPGRADE_"))}
+    env.update(CSS_ENDPOINT=emulator.url, CSS_PROJECT_ID=DEFAULT_PROJECT_ID, CSS_REGION="ap-southeast-1",
+               HUAWEICLOUD_SDK_AK=DEFAULT_ACCESS_KEY, HUAWEICLOUD_SDK_SK=DEFAULT_SECRET_KEY)
+    result = subprocess.run(
+        f"'{sys.executable}' -m handler.cli check --cluster-id {LOGS_PROD} | head -1",
+        shell=True, capture_output=True, text=True, timeout=60, env=env,
+    )
+    assert "Traceback" not in result.stderr
+    assert "BrokenPipeError" not in result.stderr

@@ -233,7 +233,7 @@ class Policy(BaseModel):
             if configured:
                 expected = f"one of the configured profiles: {configured}"
             else:
-                expected = "no profile, none is configured"
+                expected = "a profile of the selection policy (UPGRADE_POLICY), which configures none"
             raise ids.InvalidValue("policy_profile", profile, expected)
 
         base = self.model_dump(exclude={"profiles"})

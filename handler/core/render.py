@@ -298,6 +298,8 @@ def render_text(event: Event) -> str:
     if summary.request_json is not None and summary.api_path is not None:
         label = "Upgrade request (send once approved):" if event.event_type in ("upgrade.ready", "upgrade.blocked") else "Upgrade request:"
         lines += ["", label, summary.api_path, summary.request_json]
+        if event.upgrade_request is not None and event.upgrade_request.agency is None:
+            lines.append("The agency is not set: CSS rejects the request without one. Set CSS_UPGRADE_AGENCY to the IAM agency CSS upgrades with.")
 
     lines += _text_candidates(summary)
     lines += ["", summary.footer]

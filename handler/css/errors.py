@@ -267,6 +267,14 @@ def _first_text(data: dict[str, Any], *keys: str) -> str | None:
 
 
 def _excerpt(text: str) -> str:
+    # An HTML error page: its <style> and <script> blocks are not text, and its first heading (or
+    # else its title) says what happened.
+    text = re.sub(r"(?is)<(style|script)\b.*?</\1\s*>", " ", text)
+    for tag in ("h1", "title"):
+        heading = re.search(rf"(?is)<{tag}\b[^>]*>(.*?)</{tag}\s*>", text)
+        if heading and heading.group(1).strip():
+            text = heading.group(1)
+            break
     plain = re.sub(r"<[^>]*>", " ", text)
     plain = " ".join(plain.split())
     if len(plain) > _BODY_EXCERPT:

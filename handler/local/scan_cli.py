@@ -140,6 +140,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             settings = load_settings()
             if getattr(args, "emulator", False):
+                if args.project_id or args.region or args.endpoint:
+                    raise ConfigurationError("--emulator scans every project of the bundled fleet: leave out --project-id, --region and --endpoint")
                 endpoint, targets, credentials = _start_emulator(stack)
             else:
                 targets = scan_targets(args, settings)
@@ -162,7 +164,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def scan_targets(args: argparse.Namespace, settings: Settings) -> list[ScanTarget]:
-    """Return the targets from --project-id/--region (each defaulting to CSS_PROJECT_ID/CSS_REGION), else SCAN_TARGETS."""
+    """Return the targets: --project-id/--region (each defaulting to CSS_PROJECT_ID/CSS_REGION), else
+    SCAN_TARGETS, else the one target CSS_PROJECT_ID and CSS_REGION name together."""
     if args.project_id or args.region:
         project_id = args.project_id or settings.css_project_id
         region = args.region or settings.css_region
@@ -170,9 +173,14 @@ def scan_targets(args: argparse.Namespace, settings: Settings) -> list[ScanTarge
             missing = "--project-id (or CSS_PROJECT_ID)" if not project_id else "--region (or CSS_REGION)"
             raise ConfigurationError(f"missing {missing}: a scan target needs both a project and a region")
         return [ScanTarget(project_id=ids.project_id(project_id, "--project-id"), region=ids.region(region, "--region"))]
-    if not settings.scan_targets:
-        raise ConfigurationError("nothing to scan: pass --project-id and --region, or set SCAN_TARGETS", variable="SCAN_TARGETS")
-    return list(settings.scan_targets)
+    if settings.scan_targets:
+        return list(settings.scan_targets)
+    if settings.css_project_id and settings.css_region:
+        return [ScanTarget(project_id=settings.css_project_id, region=settings.css_region)]
+    raise ConfigurationError(
+        "nothing to scan: pass --project-id and --region, or set SCAN_TARGETS, or CSS_PROJECT_ID and CSS_REGION",
+        variable="SCAN_TARGETS",
+    )
 
 
 def _credentials():

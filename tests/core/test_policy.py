@@ -482,7 +482,7 @@ def test_profile_none_configured() -> None:
     with pytest.raises(ids.InvalidValue) as caught:
         Policy().effective("conservative")
     assert caught.value.field == "policy_profile"
-    assert "none is configured" in str(caught.value)
+    assert "which configures none" in str(caught.value)
 
 
 @pytest.mark.parametrize(

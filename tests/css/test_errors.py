@@ -92,3 +92,12 @@ def test_parse_error_body_shapes():
     assert errors.parse_error_body(GATEWAY_BODY.format(code="APIGW.0308")) == ("APIGW.0308", "gateway says no", "req-gw-1")
     assert errors.parse_error_body(b"") == (None, None, None)
     assert errors.parse_error_body("[1, 2]")[0] is None
+
+
+def test_html_page_reduced_to_heading():
+    page = (
+        "<html><head><title>Apache Tomcat - Error report</title><style>body {font-family:Tahoma,Arial}</style></head>"
+        "<body><h1>HTTP Status 500 - Internal Server Error</h1><p>details</p></body></html>"
+    )
+    error = errors.classify(500, page, {})
+    assert error.detail == "HTTP Status 500 - Internal Server Error"

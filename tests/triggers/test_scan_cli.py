@@ -94,12 +94,13 @@ def test_enqueue_text_summary(sandbox, capsys):
     "argv, variables, message",
     [
         (["scan"], {"WORK_QUEUE_URL": None, "SCAN_TARGETS": json.dumps([{"project_id": DEFAULT_PROJECT_ID, "region": DEFAULT_REGION}])}, "WORK_QUEUE_URL is not set"),
-        (["scan", "--check"], {}, "nothing to scan"),
+        (["scan", "--check"], {"CSS_PROJECT_ID": None}, "nothing to scan"),
+        (["scan", "--check", "--emulator", "--region", DEFAULT_REGION], {}, "--emulator scans every project"),
         (["scan", "--check", "--project-id", DEFAULT_PROJECT_ID], {"CSS_REGION": None}, "missing --region"),
         (["scan", "--check", "--project-id", "nope", "--region", DEFAULT_REGION], {}, "invalid --project-id 'nope'"),
         (["scan", "--check", "--project-id", DEFAULT_PROJECT_ID, "--region", DEFAULT_REGION, "--endpoint", "http://css.example.com"], {}, "plain http"),
     ],
-    ids=["no-queue", "no-targets", "half-target", "invalid-project", "insecure-endpoint"],
+    ids=["no-queue", "no-targets", "emulator-with-target", "half-target", "invalid-project", "insecure-endpoint"],
 )
 def test_invalid_arguments_exit_2(sandbox, env, capsys, argv, variables, message):
     env(**variables)
@@ -152,3 +153,13 @@ def test_progress_on_terminal_redraws_one_line():
         "\r[..............................] 0/2 enqueued"
         "\r[##############################] 2/2 enqueued\n"
     )
+
+
+def test_default_project_and_region_scanned(sandbox, env, capsys):
+    env(SCAN_TARGETS=None)
+
+    status = cli.main(["scan", "--check", "--json"])
+
+    assert status == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows["clusters"] if isinstance(rows, dict) else rows) == 14
