@@ -108,7 +108,7 @@ def _print_decisions(events: list[dict[str, Any]], default_targets: dict[str, st
         cluster = event["cluster"]
         name = cluster["name"] or cluster["id"]
         if event["trigger"]["correlation_id"] == "demo-conservative":
-            name += " [conservative]"
+            name += " (profile conservative)"
         engine = f"{cluster['datastore_type'] or '?'} {cluster['datastore_version'] or ''}".strip()
         outcome = event["event_type"] + (f" ({event['reason']})" if event["reason"] else "")
         target = _target_text(event) if event["target_image"] else "-"

@@ -20,7 +20,7 @@ def test_demo_prints_decisions_and_policy_effect():
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "Events received by the subscriber (17)" in out
-    assert "logs-prod [conservative]" in out
+    assert "logs-prod (profile conservative)" in out
     assert "upgrade.blocked (plugin_upload_required)" in out
     assert "upgrade.none (unsupported_engine)" in out
     assert "Where the demo policy changed the outcome" in out
