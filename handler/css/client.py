@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Protocol
@@ -42,6 +43,8 @@ MAX_PAGE_SIZE = 1000
 MAX_IMAGE_OFFSET = 1000
 
 DEFAULT_TIMEOUT = (3.05, 15.0)
+
+_SIGNATURE = re.compile(r"Signature=([0-9a-fA-F]+)")
 
 
 class CredentialsProvider(Protocol):
@@ -394,7 +397,7 @@ class CssClient:
 
         failure = errors.classify(
             response.status_code,
-            response.content,
+            _redacted(response.content, _request_secrets(credentials, response.request)),
             response.headers,
             operation=call.operation,
             cluster_id=call.cluster_id,
@@ -434,6 +437,27 @@ def _new_session(pool_size: int) -> requests.Session:
     # requests go or what they carry.
     session.trust_env = False
     return session
+
+
+def _request_secrets(credentials: Credentials, request: requests.PreparedRequest | None) -> list[str]:
+    """Return the credentials and the Authorization header sent: what an error body must not carry into a message.
+
+    A gateway or proxy may quote the request back in an error body, and error messages end up in
+    logs, events and dead letters. Longest first, because the header contains the AK and the signature.
+    """
+    secrets = [credentials.ak, credentials.sk, credentials.security_token or ""]
+    authorization = request.headers.get("Authorization") if request is not None else None
+    if authorization:
+        secrets.append(authorization)
+        secrets.extend(_SIGNATURE.findall(authorization))
+    return sorted((secret for secret in secrets if secret), key=len, reverse=True)
+
+
+def _redacted(body: bytes, secrets: list[str]) -> bytes:
+    """Replace each secret in a response body before it is parsed, so that no length cut can split one."""
+    for secret in secrets:
+        body = body.replace(secret.encode("utf-8"), b"[redacted]")
+    return body
 
 
 def _scope(project_id: str, region: str, cluster_id: str) -> tuple[str, str, str]:

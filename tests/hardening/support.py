@@ -1,7 +1,7 @@
 """Instruments shared by the hardening suites: what the function sends, logs and connects to.
 
 `NetworkLog` records every request that `requests` sends in this process and then sends it unchanged,
-so a test sees the real traffic. `LookupGuard` records every host name resolved and refuses any
+so a test checks the real traffic. `LookupGuard` records every host name resolved and refuses any
 name that is not a loopback address, so no test can reach another host even by mistake.
 `LogCapture` keeps every log line of the function. `Listener` stands for an attacker's host, and
 `RedirectServer` answers every request with a redirect to it.
@@ -10,6 +10,7 @@ name that is not a loopback address, so no test can reach another host even by m
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import socket
 import socketserver
@@ -27,8 +28,8 @@ from handler.observability import logger as function_logger
 # Loggers of the stand-ins (moto, the emulator, boto3 in the tests): not the function's output.
 _STAND_IN_LOGGERS = ("botocore", "boto3", "s3transfer", "moto", "werkzeug", "handler.local")
 
-# Loggers whose debug lines the function may produce: its own, the standard library's HTTP stack.
-_FUNCTION_LOGGERS = ("handler", function_logger.name, "urllib3")
+# The function's own loggers, whose level POWERTOOLS_LOG_LEVEL sets.
+_FUNCTION_LOGGERS = ("handler", function_logger.name)
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ def _is_loopback(name: str) -> bool:
 
 
 class LogCapture(logging.Handler):
-    """Keeps every log line of the function (its own loggers and urllib3), formatted as in Lambda.
+    """Keeps every log line of the process but the stand-ins', formatted as the function's logger formats them.
 
     Lines of the stand-ins (moto, the emulator, boto3 in the tests) are left out: their requests are
     signed by the tests, not by the function.
@@ -162,12 +163,16 @@ class LogCapture(logging.Handler):
 
 
 class capture_logs:
-    """Context manager: attach a LogCapture to the function's loggers at DEBUG level, restore them after."""
+    """Context manager: attach a LogCapture at the most verbose logging an operator can configure, restore after.
+
+    That is the function's loggers at DEBUG (`POWERTOOLS_LOG_LEVEL`) and the root logger at DEBUG
+    (`AWS_LAMBDA_LOG_LEVEL`), so libraries log at DEBUG too unless the function sets their level.
+    """
 
     def __enter__(self) -> LogCapture:
         self.capture = LogCapture()
         self._levels = {}
-        for name in _FUNCTION_LOGGERS:
+        for name in ("", *_FUNCTION_LOGGERS):
             target = logging.getLogger(name)
             self._levels[name] = target.level
             target.setLevel(logging.DEBUG)
@@ -184,7 +189,7 @@ class capture_logs:
 
 
 class Listener:
-    """A TCP server standing for an attacker's host: it records every connection and answers HTTP 200.
+    """A TCP server standing for an attacker's host: it records every connection and returns HTTP 200.
 
     It binds 127.0.0.2 (another loopback address, so that it is a different host than the stand-ins
     on 127.0.0.1) and falls back to 127.0.0.1 where that address is not configured.
@@ -254,7 +259,7 @@ def _bind_threading_tcp(handler: type[socketserver.BaseRequestHandler]) -> socke
 
 
 class RedirectServer:
-    """An HTTP server on 127.0.0.1 that answers every request with `status` and `Location: location`."""
+    """An HTTP server on 127.0.0.1 that returns `status` and `Location: location` for every request."""
 
     def __init__(self, status: int, location: str) -> None:
         self.requests: list[str] = []
@@ -287,6 +292,66 @@ class RedirectServer:
         return f"http://{host}:{port}"
 
     def __enter__(self) -> "RedirectServer":
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class EchoServer:
+    """An HTTP server on 127.0.0.1 that fails every request and echoes the request back in the error body.
+
+    It stands for a misbehaving proxy or gateway, to show that what the function logs and raises
+    from an error body cannot carry its credentials or signatures. `shape` is "html" (a 500 page) or
+    "json" (a 400 body in the CSS and AWS error shapes).
+    """
+
+    def __init__(self, shape: str) -> None:
+        self.requests = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _echo(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length).decode("utf-8", "replace") if length else ""
+                server.requests += 1
+                # Credential headers first, so that no length cut in an error message can hide them.
+                first = ("authorization", "x-security-token", "x-amz-security-token")
+                headers = sorted(self.headers.items(), key=lambda item: item[0].lower() not in first)
+                lines = "\n".join(f"{name}: {value}" for name, value in headers)
+                request = f"{lines}\n{self.command} {self.path}\n{body}"
+                if shape == "json":
+                    status, content_type = 400, "application/json"
+                    payload = json.dumps({"errCode": "CSS.0001", "externalMessage": request, "__type": "ValidationError",
+                                          "message": request, "error_code": "APIGW.0101", "error_msg": request})
+                else:
+                    status, content_type = 500, "text/html"
+                    payload = f"<html><body><pre>{request}</pre></body></html>"
+                data = payload.encode("utf-8")
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _echo
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> "EchoServer":
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 
