@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import random
+import re
 import threading
 import time
 import xml.etree.ElementTree as ElementTree
@@ -30,7 +31,7 @@ from requests_aws4auth import AWS4Auth
 
 from handler import __version__
 from handler.aws.endpoints import Service, resolve_endpoint, validate_region
-from handler.aws.errors import AwsConfigurationError, AwsError, AwsTransientError, error_from_response, redact_text
+from handler.aws.errors import REDACTED, AwsConfigurationError, AwsError, AwsTransientError, error_from_response, redact_text
 from handler.retry import NO_DEADLINE, Deadline, RetryPolicy, call_with_retries
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,8 @@ _POOL_SIZE = 20
 _MIN_TIMEOUT = 0.05
 
 _USER_AGENT = f"css-upgrade-scout/{__version__} python-requests/{requests.__version__}"
+
+_SIGNATURE = re.compile(r"Signature=([0-9a-fA-F]+)")
 
 
 @dataclass(frozen=True)
@@ -265,7 +268,7 @@ class AwsClient:
             if response.status_code >= 300:
                 raise error_from_response(
                     response.status_code,
-                    response.content,
+                    _redacted(response.content, _request_secrets(credentials, response.request)),
                     response.headers,
                     service=service.name,
                     operation=operation,
@@ -387,6 +390,27 @@ def _check_crc32(response: requests.Response, context: Mapping[str, Any]) -> Non
         raise AwsTransientError(
             "response body does not match its x-amz-crc32 checksum", status=response.status_code, **context
         )
+
+
+def _request_secrets(credentials: Credentials, request: requests.PreparedRequest | None) -> tuple[str, ...]:
+    """Return the credentials and the Authorization header sent: what an error body must not carry into a message.
+
+    A proxy or endpoint may quote the request back in an error body, and error messages end up in
+    logs. Longest first, because the header contains the access key ID and the signature.
+    """
+    secrets = [credentials.access_key_id, credentials.secret_access_key, credentials.session_token or ""]
+    authorization = request.headers.get("Authorization") if request is not None else None
+    if authorization:
+        secrets.append(authorization)
+        secrets.extend(_SIGNATURE.findall(authorization))
+    return tuple(sorted((secret for secret in secrets if secret), key=len, reverse=True))
+
+
+def _redacted(body: bytes, secrets: Iterable[str]) -> bytes:
+    """Replace each secret in a response body before it is parsed, so that no length cut can split one."""
+    for secret in secrets:
+        body = body.replace(secret.encode("utf-8"), REDACTED.encode("ascii"))
+    return body
 
 
 def _check_header_safe(value: str, variable: str) -> None:

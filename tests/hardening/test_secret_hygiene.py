@@ -234,6 +234,23 @@ def test_echoing_css_endpoint_leaks_nothing(box, monkeypatch, shape):
     assert_no_leak(emitted, box.network)
 
 
+@pytest.mark.parametrize("shape", ["html", "json"])
+def test_echoing_aws_endpoint_leaks_nothing(box, monkeypatch, shape):
+    emitted = Emitted()
+    with EchoServer(shape) as echo:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SNS", echo.url)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", echo.url)
+        runtime.reset()
+        with capture_logs() as logs:
+            deliver(box, [LOGS_PROD], emitted, timeout_seconds=10.0)
+        assert echo.requests >= 1
+
+    collect_deliveries(box, emitted)
+    for line in logs.lines:
+        emitted.add("log", line)
+    assert_no_leak(emitted, box.network)
+
+
 # -- the webhook and the workflow ---------------------------------------------------------------------
 
 
@@ -263,9 +280,10 @@ def test_cli_leaks_nothing(box):
             run_cli(box, *check, HUAWEICLOUD_SDK_AK=CANARY_SCOPED_AK, HUAWEICLOUD_SDK_SK=CANARY_SCOPED_SK, HUAWEICLOUD_SDK_SECURITY_TOKEN=""),
             run_cli(box, *check, "--endpoint", echo_json.url),
             run_cli(box, *check, "--endpoint", echo_html.url),
+            run_cli(box, *check, "--json", "--publish", AWS_ENDPOINT_URL_SNS=echo_html.url, DEDUPE_TABLE=""),
         ]
 
-    assert [result.returncode for result in runs] == [0, 0, 3, 3, 3, 3, 3]
+    assert [result.returncode for result in runs] == [0, 0, 3, 3, 3, 3, 3, 3]
     for result in runs:
         emitted.add("cli stdout", result.stdout)
         emitted.add("cli stderr", result.stderr)
