@@ -27,6 +27,11 @@ _library_logger.handlers = [logger.registered_handler]
 _library_logger.setLevel(logger.log_level)
 _library_logger.propagate = False
 
+# urllib3 logs each request line at DEBUG, path and query included. A Slack response_url or incoming
+# webhook path is a credential, so these lines stay off even when the root logger is set to DEBUG
+# (for example by AWS_LAMBDA_LOG_LEVEL). Its warnings and errors still pass.
+logging.getLogger("urllib3").setLevel(logging.INFO)
+
 _metrics_lock = threading.Lock()
 
 

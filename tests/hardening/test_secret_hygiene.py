@@ -254,6 +254,60 @@ def test_echoing_aws_endpoint_leaks_nothing(box, monkeypatch, shape):
 # -- the webhook and the workflow ---------------------------------------------------------------------
 
 
+def call_webhook(event: dict[str, Any], emitted: Emitted) -> dict[str, Any]:
+    response = webhook.lambda_handler(event, LambdaContext(10))
+    emitted.add("webhook response", response)
+    return response
+
+
+def run_workflow(action: str, emitted: Emitted, **fields: Any) -> dict[str, Any] | None:
+    try:
+        result = workflow.lambda_handler({"action": action, **fields}, LambdaContext(30))
+    except Exception as error:  # noqa: BLE001 - every raised error is searched for secrets
+        emitted.add("workflow error", error)
+        return None
+    emitted.add("workflow result", result)
+    return result
+
+
+def test_webhook_and_workflow_leak_nothing(box, monkeypatch):
+    emitted = Emitted()
+    slack = box.slack
+    stale = FakeSlack("another-secret")
+
+    with capture_logs() as logs:
+        call_webhook(slack.slash_command(f"check {LOGS_PROD}", user_id=APPROVER), emitted)
+        call_webhook(stale.slash_command(f"check {LOGS_PROD}", user_id=APPROVER, response_url=slack.response_url()), emitted)
+        call_webhook(slack.slash_command(f"check {LOGS_PROD}", user_id=APPROVER, timestamp=1), emitted)
+
+        checked = run_workflow("check", emitted, cluster_id=LOGS_PROD)
+        run_workflow("check", emitted, cluster_id=UNKNOWN)
+        box.tokens.issue(CANARY_TASK_TOKEN)
+        run_workflow("request_approval", emitted, task_token=CANARY_TASK_TOKEN, event=checked)
+        run_workflow("request_approval", emitted, task_token=CANARY_TASK_TOKEN, event={"event_id": "x"})
+        slack.answer_next(500)
+        run_workflow("request_approval", emitted, task_token=CANARY_TASK_TOKEN, event=checked)
+        slack.answer_next(404)
+        run_workflow("request_approval", emitted, task_token=CANARY_TASK_TOKEN, event=checked)
+
+        approval = slack.posts_to(APPROVAL_PATH)[0]
+        call_webhook(slack.click(approval, approve=True, user_id="U0OUTSIDER1"), emitted)
+        call_webhook(slack.click(approval, approve=True, user_id=APPROVER), emitted)
+        call_webhook(slack.click(approval, approve=False, user_id=APPROVER), emitted)
+
+    assert box.tokens.close(CANARY_TASK_TOKEN).output == {"approved_by": APPROVER}
+    collect_deliveries(box, emitted)
+    for message in box.read_queue(box.work_queue_url):
+        emitted.add("work message", message["Body"])
+    for line in logs.lines:
+        emitted.add("log", line)
+
+    # The task token travels in the approval request's buttons, by design, and nowhere else.
+    approval_path = f"slack post {approval.path}"
+    assert CANARY_TASK_TOKEN in approval.raw.decode()
+    assert_no_leak(emitted, box.network, token_allowed_in=(approval_path,))
+
+
 # -- the CLI ------------------------------------------------------------------------------------------
 
 
