@@ -259,12 +259,21 @@ class AwsClient:
             timeout = self._timeout_within(deadline, extra_read_timeout)
             # The requests exception is not chained: it carries the signed request, session token included.
             try:
-                response = self._session.post(url, data=body, headers=headers, auth=auth, timeout=timeout)
+                # Never follow a redirect: requests would resend the session token (X-Amz-Security-Token)
+                # to whatever host the Location header names.
+                response = self._session.post(url, data=body, headers=headers, auth=auth, timeout=timeout, allow_redirects=False)
             except requests.Timeout as error:
                 raise AwsTransientError(f"timed out: {_describe_transport_error(error)}", **context) from None
             except requests.RequestException as error:
                 raise AwsTransientError(f"request failed: {_describe_transport_error(error)}", **context) from None
 
+            if 300 <= response.status_code < 400:
+                raise AwsConfigurationError(
+                    f"the endpoint answered HTTP {response.status_code} with a redirect, which is never followed; "
+                    "check AWS_ENDPOINT_URL and the queue, topic and table settings",
+                    status=response.status_code,
+                    **context,
+                )
             if response.status_code >= 300:
                 raise error_from_response(
                     response.status_code,
