@@ -134,7 +134,7 @@ def operation(request) -> str:
 
 
 @settings(max_examples=BATCH_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(hostile=st.lists(SQS_HOSTILE_MESSAGES, min_size=6, max_size=9), position=st.integers(min_value=0, max_value=9))
+@given(hostile=st.lists(SQS_HOSTILE_MESSAGES, min_size=7, max_size=9), position=st.integers(min_value=0, max_value=9))
 def test_hostile_batch_announces_good_record(stack, hostile, position):
     stack.emulator.reset_calls()
     stack.network.clear()
