@@ -191,7 +191,12 @@ def test_fault_outcome(box, monkeypatch, row):
     attempts = attempts_of(network, row.route, row.upgrade_type)
     events = box.received_events()
     letters = box.dead_letters()
-    assert attempts == row.attempts
+    if row.fault.name == "latency" and row.once:
+        # The retry is an undelayed request under the short read timeout; on a loaded machine even
+        # that one may time out and be retried again, which does not change the outcome.
+        assert attempts >= row.attempts
+    else:
+        assert attempts == row.attempts
 
     if row.outcome == ANNOUNCED:
         assert delivery.error is None
