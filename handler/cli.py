@@ -8,10 +8,11 @@ before any API call, 3 when the check failed (including credentials the API reje
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
-from typing import Sequence
+from typing import Iterator, Sequence
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -19,23 +20,49 @@ EXIT_FAILED = 3
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    with _cli_settings():
+        parser = _parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help(sys.stderr)
+            return EXIT_USAGE
+        try:
+            return args.run(args)
+        except BrokenPipeError:
+            # The reader of standard output went away (`... | head`): stop quietly, as Unix tools do.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return EXIT_OK
+
+
+@contextlib.contextmanager
+def _cli_settings() -> Iterator[None]:
+    """Turn metrics off and send library logs to standard error for one command, then restore both.
+
+    The command may run inside another program (a test, a notebook), which keeps its own settings.
+    """
+    saved_env = {name: os.environ.get(name) for name in ("POWERTOOLS_METRICS_DISABLED", "POWERTOOLS_LOG_LEVEL")}
+    library = logging.getLogger("handler")
+    saved_logger = (list(library.handlers), library.level, library.propagate)
+
     # Set before any handler module builds its logger or metrics.
     os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
-
-    _log_to_stderr()
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help(sys.stderr)
-        return EXIT_USAGE
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_TerminalFormatter())
+    library.handlers = [handler]
+    library.setLevel(os.environ["POWERTOOLS_LOG_LEVEL"].upper())
+    library.propagate = False
     try:
-        return args.run(args)
-    except BrokenPipeError:
-        # The reader of standard output went away (`... | head`): stop quietly, as Unix tools do.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_OK
+        yield
+    finally:
+        library.handlers, level, library.propagate = saved_logger
+        library.setLevel(level)
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 class _TerminalFormatter(logging.Formatter):
@@ -49,16 +76,6 @@ class _TerminalFormatter(logging.Formatter):
         if fields:
             text += " (" + ", ".join(f"{key}={value}" for key, value in fields.items()) + ")"
         return text
-
-
-def _log_to_stderr() -> None:
-    """Send the library modules' log records to standard error in a readable form."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_TerminalFormatter())
-    library = logging.getLogger("handler")
-    library.handlers = [handler]
-    library.setLevel(os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING").upper())
-    library.propagate = False
 
 
 def _parser() -> argparse.ArgumentParser:
