@@ -121,7 +121,10 @@ def _announce(event: Event, runtime: runtime_module.Runtime, deadline: Deadline,
         raise ConfigurationFault(str(error)) from error
     except AwsError as error:
         raise Redeliver(str(error)) from error
-    return Outcome.ANNOUNCED if announced else Outcome.SUPPRESSED
+    if not announced:
+        logger.info("event already announced; broadcast suppressed", extra={"event_id": event.event_id})
+        return Outcome.SUPPRESSED
+    return Outcome.ANNOUNCED
 
 
 def _permanent_failure(

@@ -29,7 +29,7 @@ def announce(
     """Broadcast `event` unless its ID was announced within `renotify_after_days`; return whether it was."""
     claim = ledger.claim(event.event_id, deadline=deadline) if ledger else None
     if ledger and claim is None:
-        logger.info("event already announced; broadcast suppressed", extra={"event_id": event.event_id})
+        # Callers log the suppression with their own context (the record, the CLI command).
         return False
 
     # Targets that got the event in an earlier, partly failed attempt are skipped this time.
