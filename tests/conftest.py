@@ -13,6 +13,7 @@ from handler.css.signer import Credentials
 from handler.local.emulator.catalog import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY
 from handler.local.emulator.server import Emulator
 from handler.local.sandbox import Sandbox
+from handler.observability import metrics
 from handler.retry import RetryPolicy
 from tests.core.schema_check import schema_errors
 
@@ -38,6 +39,17 @@ Event.to_dict = _validating_to_dict(Event.to_dict)
 
 # Short waits keep retry tests fast while still exercising real backoff and Retry-After handling.
 FAST_RETRIES = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05)
+
+
+@pytest.fixture(autouse=True)
+def fresh_metrics() -> None:
+    """Start every test with an empty metric set.
+
+    The functions share one Powertools `Metrics` object, and while POWERTOOLS_METRICS_DISABLED is
+    true its flush neither prints nor clears, so a test could otherwise read counts that an earlier
+    test left behind.
+    """
+    metrics.clear_metrics()
 
 
 @pytest.fixture
