@@ -135,7 +135,6 @@ def stack() -> Iterator[Sandbox]:
         for name, value in box.environment().items():
             patch.setenv(name, value)
         patch.setenv("UPGRADE_POLICY", POLICY)
-        patch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
         yield box
     runtime.reset()
 

@@ -93,7 +93,6 @@ def stack() -> Iterator[Sandbox]:
     with pytest.MonkeyPatch.context() as patch, Sandbox(dedupe=False) as box, FakeSlack() as slack:
         for name, value in box.environment().items():
             patch.setenv(name, value)
-        patch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
         patch.setenv("SLACK_SIGNING_SECRET", slack.signing_secret)
         patch.setenv("SLACK_APPROVERS", APPROVER)
         runtime.reset()

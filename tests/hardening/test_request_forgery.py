@@ -74,7 +74,6 @@ def box(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
     with Sandbox(dedupe=False) as sandbox, FakeSlack() as slack:
         for name, value in sandbox.environment().items():
             monkeypatch.setenv(name, value)
-        monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
         runtime.reset()
         sandbox.slack = slack
         sandbox.network = NetworkLog().install(monkeypatch)

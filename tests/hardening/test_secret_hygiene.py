@@ -142,7 +142,6 @@ def stack() -> Iterator[Sandbox]:
             "SLACK_APPROVERS": APPROVER,
             "SLACK_APPROVAL_WEBHOOK_URL": slack.url + APPROVAL_PATH,
             "AWS_ENDPOINT_URL_SFN": tokens.url,
-            "POWERTOOLS_METRICS_DISABLED": "true",
         }
         for name, value in variables.items():
             patch.setenv(name, value)
@@ -183,6 +182,13 @@ def deliver(box: Sandbox, bodies: list[str], emitted: Emitted, timeout_seconds: 
         emitted.add("exception", delivery.error)
 
 
+def collect_output(capfd: pytest.CaptureFixture[str], emitted: Emitted) -> None:
+    """Add what the process wrote to standard output (metrics) and standard error (the logger's stream)."""
+    captured = capfd.readouterr()
+    emitted.add("stdout", captured.out)
+    emitted.add("stderr", captured.err)
+
+
 def collect_deliveries(box: Sandbox, emitted: Emitted) -> None:
     for event in box.received_events():
         emitted.add("event", event)
@@ -195,7 +201,7 @@ def collect_deliveries(box: Sandbox, emitted: Emitted) -> None:
 # -- the worker -------------------------------------------------------------------------------------
 
 
-def test_worker_paths_leak_nothing(box, monkeypatch):
+def test_worker_paths_leak_nothing(box, monkeypatch, capfd):
     emitted = Emitted()
     box.emulator.inject(Fault(kind="server_error", route="show_cluster", cluster_id=SEARCH_PROD, times=2))
     reply = json.dumps({"cluster_id": LOGS_PROD, "reply_to": {"slack_response_url": box.slack.response_url()}})
@@ -211,15 +217,17 @@ def test_worker_paths_leak_nothing(box, monkeypatch):
         deliver(box, [SEARCH_PROD], emitted)
 
     collect_deliveries(box, emitted)
+    collect_output(capfd, emitted)
     for line in logs.lines:
         emitted.add("log", line)
     assert any("access_denied" in text for _, text in emitted.texts)
+    assert any('"Outcome.dead_lettered"' in text for channel, text in emitted.texts if channel == "stdout")
     assert any("APIGW.0301" in text for _, text in emitted.texts)
     assert_no_leak(emitted, box.network)
 
 
 @pytest.mark.parametrize("shape", ["html", "json"])
-def test_echoing_css_endpoint_leaks_nothing(box, monkeypatch, shape):
+def test_echoing_css_endpoint_leaks_nothing(box, monkeypatch, capfd, shape):
     emitted = Emitted()
     with EchoServer(shape) as echo:
         monkeypatch.setenv("CSS_ENDPOINT", echo.url)
@@ -229,13 +237,14 @@ def test_echoing_css_endpoint_leaks_nothing(box, monkeypatch, shape):
         assert echo.requests >= 1
 
     collect_deliveries(box, emitted)
+    collect_output(capfd, emitted)
     for line in logs.lines:
         emitted.add("log", line)
     assert_no_leak(emitted, box.network)
 
 
 @pytest.mark.parametrize("shape", ["html", "json"])
-def test_echoing_aws_endpoint_leaks_nothing(box, monkeypatch, shape):
+def test_echoing_aws_endpoint_leaks_nothing(box, monkeypatch, capfd, shape):
     emitted = Emitted()
     with EchoServer(shape) as echo:
         monkeypatch.setenv("AWS_ENDPOINT_URL_SNS", echo.url)
@@ -246,6 +255,7 @@ def test_echoing_aws_endpoint_leaks_nothing(box, monkeypatch, shape):
         assert echo.requests >= 1
 
     collect_deliveries(box, emitted)
+    collect_output(capfd, emitted)
     for line in logs.lines:
         emitted.add("log", line)
     assert_no_leak(emitted, box.network)
@@ -270,7 +280,7 @@ def run_workflow(action: str, emitted: Emitted, **fields: Any) -> dict[str, Any]
     return result
 
 
-def test_webhook_and_workflow_leak_nothing(box, monkeypatch):
+def test_webhook_and_workflow_leak_nothing(box, monkeypatch, capfd):
     emitted = Emitted()
     slack = box.slack
     stale = FakeSlack("another-secret")
@@ -297,6 +307,7 @@ def test_webhook_and_workflow_leak_nothing(box, monkeypatch):
 
     assert box.tokens.close(CANARY_TASK_TOKEN).output == {"approved_by": APPROVER}
     collect_deliveries(box, emitted)
+    collect_output(capfd, emitted)
     for message in box.read_queue(box.work_queue_url):
         emitted.add("work message", message["Body"])
     for line in logs.lines:
