@@ -236,8 +236,22 @@ def test_matrix_covers_every_kind():
     assert kinds == set(Fault.model_fields["kind"].annotation.__args__)
 
 
-def test_matrix_covers_every_call():
-    assert {(row.route, row.upgrade_type) for row in ROWS} == set(CALLS)
+def test_matrix_covers_every_call(box, monkeypatch):
+    # Without faults, a check makes exactly the calls of the table, one request each.
+    install_runtime(box, monkeypatch, READ_TIMEOUT)
+    network = NetworkLog().install(monkeypatch)
+    box.send([CLUSTER])
+
+    delivery = box.invoke(worker.lambda_handler, box.receive_event())
+
+    assert delivery.response == {"batchItemFailures": []}
+    made = []
+    for request in network.requests:
+        path = urlsplit(request.url).path
+        route = route_name(request.method, path)
+        if route is not None:
+            made.append((route, path.split("/target/")[1].split("/")[0] if "/target/" in path else None))
+    assert sorted(made, key=str) == sorted(CALLS, key=str)
 
 
 # -- deadline -------------------------------------------------------------------------------------
