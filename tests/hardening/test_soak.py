@@ -96,7 +96,7 @@ def report(accounting: Accounting, logs: Counter[str], css_calls: int) -> None:
 
 
 def check(accounting: Accounting, logs: Counter[str]) -> None:
-    assert accounting.problems == []
+    assert accounting.problems == [], "\n".join(accounting.lines() + accounting.problems[:20])
     assert accounting.duplicates == 0
     assert accounting.sent == accounting.announced + accounting.suppressed + accounting.dead_lettered
     assert accounting.redeliveries >= FORCED_REDELIVERIES
