@@ -1,10 +1,9 @@
 """Hypothesis strategies for hostile work messages, and hostile values shared with the Slack tests.
 
 Each generated work message is invalid in exactly one field, so a test can check that the
-rejection names that field. Values come from the ways such input goes wrong in practice: wrong types, huge
-strings, deep nesting, look-alike characters (Cyrillic and fullwidth letters and digits), control
-characters, path, query, user-info and header injection, wrong encodings, and both spellings of a
-field at once.
+rejection names that field. The values are wrong types, huge strings, deep nesting, look-alike
+characters (Cyrillic and fullwidth letters and digits) and control characters. They also include
+path, query, user-info and header injection, wrong encodings, and both spellings of a field at once.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 so a test checks the real traffic. `LookupGuard` records every host name resolved and refuses any
 name that is not a loopback address, so no test can reach another host even by mistake.
 `LogCapture` keeps every log line of the function. `Listener` stands for an attacker's host, and
-`RedirectServer` answers every request with a redirect to it.
+`RedirectServer` returns a redirect to it for every request.
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ outcome rules of a work message. A transient fault is retried: armed for one req
 overcome and the event announced, while a fault that persists sends the record back for redelivery.
 A permanent fault is never retried and dead-letters the message with a `check.failed` event. A
 configuration fault fails the whole invocation. The worker's CSS client is rebuilt with short
-backoff waits (and, for the latency rows, a short read timeout) so that the matrix runs in seconds;
-the classification, the retry loop and the outcome handling are the project's own. Attempts are
+backoff waits (and, for the latency rows, a short read timeout), so the matrix runs in seconds. The
+classification, the retry loop and the outcome handling are the project's own. Attempts are
 counted as the requests leave the worker, so a delayed reply still on its way does not matter.
 """
 
@@ -191,7 +191,7 @@ def test_fault_outcome(box, monkeypatch, row):
     events = box.received_events()
     letters = box.dead_letters()
     if row.fault.name == "latency" and row.once:
-        # The retry is an undelayed request under the short read timeout; on a loaded machine even
+        # The retry is an undelayed request under the short read timeout. On a loaded machine even
         # that one may time out and be retried again, which does not change the outcome.
         assert attempts >= row.attempts
     else:
@@ -245,13 +245,13 @@ def test_matrix_covers_every_call(box, monkeypatch):
     delivery = box.invoke(worker.lambda_handler, box.receive_event())
 
     assert delivery.response == {"batchItemFailures": []}
-    made = []
+    calls_made = []
     for request in network.requests:
         path = urlsplit(request.url).path
         route = route_name(request.method, path)
         if route is not None:
-            made.append((route, path.split("/target/")[1].split("/")[0] if "/target/" in path else None))
-    assert sorted(made, key=str) == sorted(CALLS, key=str)
+            calls_made.append((route, path.split("/target/")[1].split("/")[0] if "/target/" in path else None))
+    assert sorted(calls_made, key=str) == sorted(CALLS, key=str)
 
 
 # -- deadline -------------------------------------------------------------------------------------
