@@ -33,7 +33,7 @@ class ConcurrentBatchProcessor(BatchProcessor):
 def fifo_processor() -> SqsFifoPartialProcessor:
     """Return Powertools' FIFO processor, failing only the rest of a failed message group.
 
-    Its constructor has no `raise_on_entire_batch_failure` parameter; the attribute is set after
+    Its constructor has no `raise_on_entire_batch_failure` parameter. The attribute is set after
     construction so that a batch whose every record failed returns the failure list instead of
     raising, as the worker's contract requires.
     """

@@ -1,4 +1,4 @@
-"""Where the CSS AK/SK comes from: the official SDKs' environment variables, or a Secrets Manager secret.
+"""Sources of the CSS AK/SK: the official SDKs' environment variables, or a Secrets Manager secret.
 
 Secrets are cached across invocations with an expiry, and read again when CSS rejects the cached
 ones (a rotated secret is picked up without a restart). Values never appear in logs or errors.
@@ -71,7 +71,7 @@ class SecretCredentials:
             return Credentials(ak=ak, sk=sk, security_token=token)
         except ValueError:
             raise ConfigurationError(
-                f"secret {self._secret_id} (CSS_CREDENTIALS_SECRET) holds an AK, SK or token that cannot be sent in a header",
+                f"secret {self._secret_id} (CSS_CREDENTIALS_SECRET) contains an AK, SK or token that is invalid in an HTTP header",
                 variable="CSS_CREDENTIALS_SECRET",
             ) from None
 

@@ -21,7 +21,7 @@ logger = Logger(service=SERVICE, stream=sys.stderr)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
 # Library modules (the CSS and AWS clients) log through the standard `logging` module under the
-# `handler` package; their records get the same JSON format, stream and level as the function's own.
+# `handler` package. Their records get the same JSON format, stream and level as the function's own.
 _library_logger = logging.getLogger("handler")
 _library_logger.handlers = [logger.registered_handler]
 _library_logger.setLevel(logger.log_level)

@@ -55,7 +55,7 @@ class Deadline:
         return remaining is not None and remaining <= 0.0
 
     def allows_wait(self, seconds: float) -> bool:
-        """Whether a wait of `seconds` still ends before the deadline."""
+        """Return whether a wait of `seconds` still ends before the deadline."""
         remaining = self.remaining()
         return remaining is None or seconds < remaining
 

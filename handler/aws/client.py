@@ -269,7 +269,7 @@ class AwsClient:
 
             if 300 <= response.status_code < 400:
                 raise AwsConfigurationError(
-                    f"the endpoint answered HTTP {response.status_code} with a redirect, which is never followed; "
+                    f"the endpoint returned HTTP {response.status_code}, a redirect, which is never followed; "
                     "check AWS_ENDPOINT_URL and the queue, topic and table settings",
                     status=response.status_code,
                     **context,

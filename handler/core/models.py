@@ -58,7 +58,7 @@ class Datastore(ApiModel):
 
 
 class FailedReason(ApiModel):
-    """Why a cluster is in a failed state."""
+    """The error code and message of a cluster in a failed state."""
 
     error_code: str | None = None
     error_msg: str | None = None

@@ -2,7 +2,7 @@
 
 The client knows HTTP, AK/SK signing, paging, error classification and retries. It validates every
 path parameter before a request is built, never follows redirects, and always sets connect and read
-timeouts. It knows nothing about SQS, SNS or Lambda.
+timeouts. It imports nothing from SQS, SNS or Lambda.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ _SIGNATURE = re.compile(r"Signature=([0-9a-fA-F]+)")
 
 
 class CredentialsProvider(Protocol):
-    """Where AK/SK credentials come from: environment variables or a Secrets Manager secret."""
+    """Source of AK/SK credentials: environment variables or a Secrets Manager secret."""
 
     def get(self) -> Credentials: ...
 
@@ -181,7 +181,7 @@ class CssClient:
         """Yield every cluster of a project once (ListClustersDetails), deduplicated by ID.
 
         The API pages with a 1-based `offset` and does not document whether it counts clusters or
-        pages. The second request (`offset=2`) tells them apart: if it repeats clusters of the
+        pages. The second request (`offset=2`) distinguishes them: if it repeats clusters of the
         first page, `offset` counts clusters and the next offset is the number read plus one;
         otherwise it counts pages. Either way this makes at most one request more than there are
         pages. Reading stops at `totalSize`, at a short page when `totalSize` is absent, or at a
@@ -241,7 +241,7 @@ class CssClient:
         indices_backup_check: bool = True,
         deadline: Deadline = NO_DEADLINE,
     ) -> None:
-        """Start an upgrade (UpgradeCore). The API answers with an empty body: no task ID.
+        """Start an upgrade (UpgradeCore). The API returns an empty body, so no task ID.
 
         The POST is retried only when the gateway throttled it, which means it never reached CSS.
         After any other unclear failure the caller must look at UpgradeDetail before trying again.
@@ -388,7 +388,7 @@ class CssClient:
 
         if 300 <= response.status_code < 400:
             raise errors.CssConfigurationError(
-                "the endpoint answered with a redirect, which is never followed; check CSS_ENDPOINT",
+                "the endpoint returned a redirect, which is never followed; check CSS_ENDPOINT",
                 operation=call.operation,
                 cluster_id=call.cluster_id,
                 status=response.status_code,

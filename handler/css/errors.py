@@ -1,6 +1,6 @@
 """One exception hierarchy for every way a CSS call can fail, and the classifier that builds it.
 
-CSS answers errors in three body shapes: its own `{"errCode", "externalMessage"}`, the API gateway's
+CSS returns errors in three body shapes: its own `{"errCode", "externalMessage"}`, the API gateway's
 `{"error_code", "error_msg", "request_id"}`, and HTML or empty bodies from proxies. CSS also reuses
 HTTP statuses (internal error `CSS.0036`, busy `CSS.6013` and not found `CSS.0047` all arrive as 400;
 busy `CSS.0011` as 202 or 409), so the error code decides first and the status only second.
@@ -175,7 +175,7 @@ def classify(
 ) -> CssError | None:
     """Return the exception an HTTP response stands for, or None when it is a success.
 
-    A 2xx whose body carries an `errCode` is an error too (CSS answers "busy" as 202 with `CSS.0011`).
+    A 2xx whose body carries an `errCode` is an error too (CSS returns "busy" as 202 with `CSS.0011`).
     """
     code, message, request_id = parse_error_body(body)
     headers = headers or {}
@@ -268,7 +268,7 @@ def _first_text(data: dict[str, Any], *keys: str) -> str | None:
 
 def _excerpt(text: str) -> str:
     # An HTML error page: its <style> and <script> blocks are not text, and its first heading (or
-    # else its title) says what happened.
+    # else its title) describes the failure.
     text = re.sub(r"(?is)<(style|script)\b.*?</\1\s*>", " ", text)
     for tag in ("h1", "title"):
         heading = re.search(rf"(?is)<{tag}\b[^>]*>(.*?)</{tag}\s*>", text)

@@ -21,7 +21,7 @@ from handler.retry import NO_DEADLINE, Deadline
 
 
 def sns_message(event: Event) -> str:
-    """The SNS per-protocol message: the event's JSON for machines, its plain text for e-mail."""
+    """Build the SNS per-protocol message: the event's JSON for machines, its plain text for e-mail."""
     return json.dumps({"default": event.to_json(), "email": render_text(event)}, ensure_ascii=False)
 
 

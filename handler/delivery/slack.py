@@ -20,7 +20,7 @@ _TIMEOUT = (3.05, 5.0)
 
 
 class SlackPostError(Exception):
-    """Slack did not accept a post. `retryable` tells whether a later attempt may succeed."""
+    """Slack did not accept a post. `retryable` is whether a later attempt may succeed."""
 
     def __init__(self, message: str, *, retryable: bool) -> None:
         self.retryable = retryable
@@ -49,5 +49,5 @@ def post_json(url: str, payload: dict[str, Any], reply_hosts: Iterable[str], *, 
     if 200 <= response.status_code < 300:
         return
     retryable = response.status_code == 429 or response.status_code >= 500
-    # Slack answers 404 `expired_url` once a response_url is older than 30 minutes or used 5 times.
+    # Slack returns 404 `expired_url` once a response_url is older than 30 minutes or used 5 times.
     raise SlackPostError(f"Slack {what} failed with HTTP {response.status_code}", retryable=retryable)

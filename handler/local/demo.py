@@ -72,7 +72,7 @@ def _work_messages(catalog) -> list[str]:
 
 
 def _default_policy_targets(sandbox: Sandbox, events: list[dict[str, Any]]) -> dict[str, str]:
-    """What the built-in default policy would choose for each cluster, to show what the demo policy changed."""
+    """Return what the built-in default policy chooses for each cluster, to show what the demo policy changed."""
     from handler.check import CheckFailed, run_check
     from handler.core.events import Trigger
     from handler.core.message import WorkMessage

@@ -57,7 +57,7 @@ class FakeLambdaContext:
 
 @dataclass
 class Delivery:
-    """What one simulated Lambda invocation did: the event, the response, and the records deleted."""
+    """The record of one simulated Lambda invocation: the event, the response, and the records deleted."""
 
     event: dict[str, Any]
     response: dict[str, Any] | None
